@@ -1,0 +1,216 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bulwarkapi/bulwark/internal/config"
+	"github.com/bulwarkapi/bulwark/internal/pipeline"
+	"github.com/bulwarkapi/bulwark/internal/spec"
+	"github.com/bulwarkapi/bulwark/internal/stage/route"
+	"github.com/bulwarkapi/bulwark/internal/upstream"
+)
+
+// snapshot is everything a request needs from one validated configuration.
+// It is built whole, checked, then swapped in atomically; requests that
+// started on an older snapshot finish on it.
+type snapshot struct {
+	cfg      *config.Config
+	pipeline *pipeline.Pipeline
+	route    *route.Stage
+	proxies  map[string]*upstream.Proxy // by API name
+	specs    map[string]*spec.Document  // by API name
+	tls      []*tls.Config              // per listener; nil for plain HTTP
+	hsts     []string                   // per listener; "" for none
+	files    []string                   // every file the snapshot was built from, for the watcher
+	loaded   time.Time
+}
+
+// aeadSuites are the TLS 1.2 cipher suites Bulwark offers: ECDHE for
+// forward secrecy and AEAD only (no CBC, no RSA key exchange). TLS 1.3
+// suites are not configurable in Go and are all AEAD.
+var aeadSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// compile builds a snapshot from cfg. prev, when not nil, lends its
+// upstream proxies to APIs whose upstream did not change, so warm
+// connections and breaker state survive a reload. Problems are returned as
+// config.Errors located in the config file.
+func (g *Gateway) compile(ctx context.Context, cfg *config.Config, prev *snapshot) (*snapshot, error) {
+	s := &snapshot{
+		cfg:     cfg,
+		proxies: map[string]*upstream.Proxy{},
+		specs:   map[string]*spec.Document{},
+		loaded:  time.Now(),
+	}
+	if cfg.File != "" {
+		s.files = append(s.files, cfg.File)
+	}
+	var errs config.Errors
+	fail := func(path string, err error) { errs = append(errs, cfg.Errorf(path, "%v", err)) }
+
+	for i, ln := range cfg.Listeners {
+		var tc *tls.Config
+		hsts := ""
+		if ln.TLS != nil {
+			var err error
+			tc, err = serverTLS(ln.TLS)
+			if err != nil {
+				fail(fmt.Sprintf("listeners[%d].tls", i), err)
+			}
+			s.files = append(s.files, ln.TLS.CertFile, ln.TLS.KeyFile)
+			if ln.TLS.ClientCAFile != "" {
+				s.files = append(s.files, ln.TLS.ClientCAFile)
+			}
+			if ln.HSTS != nil {
+				hsts = hstsValue(ln.HSTS)
+			}
+		}
+		s.tls = append(s.tls, tc)
+		s.hsts = append(s.hsts, hsts)
+	}
+
+	var apis []*route.API
+	for i, a := range cfg.APIs {
+		p := fmt.Sprintf("apis[%d]", i)
+		ra := &route.API{Name: a.Name, PathPrefix: a.Match.PathPrefix}
+		if a.Mode == "monitor" {
+			ra.Mode = pipeline.Monitor
+		}
+		for _, h := range a.Match.Hosts {
+			ra.Hosts = append(ra.Hosts, strings.ToLower(h))
+		}
+		if a.Spec != "" {
+			s.files = append(s.files, a.Spec)
+			doc, err := spec.Load(ctx, a.Spec)
+			if err != nil {
+				fail(p+".spec", err)
+			} else if r, err := spec.NewRouter(doc); err != nil {
+				fail(p+".spec", err)
+			} else {
+				s.specs[a.Name] = doc
+				ra.Spec = r
+			}
+		}
+		opts := upstream.Options{
+			API:             a.Name,
+			RequestIDHeader: cfg.RequestID.Header,
+			StripHeaders:    cfg.Forwarding.StripHeaders,
+			PathPrefix:      a.Match.PathPrefix,
+			Logger:          g.logger,
+			Observer:        g.metrics,
+			ErrorHandler:    g.upstreamError,
+			ModifyResponse:  g.modifyResponse,
+		}
+		var px *upstream.Proxy
+		if prev != nil {
+			if old := prev.proxies[a.Name]; old != nil && sameProxy(old, a.Upstream, opts) {
+				px = old
+			}
+		}
+		if px == nil {
+			var err error
+			px, err = upstream.New(a.Upstream, opts)
+			if err != nil {
+				fail(p+".upstream", err)
+				continue
+			}
+		}
+		if t := a.Upstream.TLS; t != nil {
+			for _, f := range []string{t.CAFile, t.CertFile, t.KeyFile} {
+				if f != "" {
+					s.files = append(s.files, f)
+				}
+			}
+		}
+		s.proxies[a.Name] = px
+		ra.Handler = px
+		apis = append(apis, ra)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	s.route = route.New(apis)
+	s.pipeline = pipeline.New(g.metrics, []pipeline.Stage{s.route}, nil)
+	slices.Sort(s.files)
+	s.files = slices.Compact(s.files)
+	return s, nil
+}
+
+// sameProxy reports whether an existing proxy can serve a new config.
+func sameProxy(p *upstream.Proxy, u config.Upstream, o upstream.Options) bool {
+	po := p.Options()
+	return reflect.DeepEqual(p.Config(), u) &&
+		po.RequestIDHeader == o.RequestIDHeader &&
+		po.PathPrefix == o.PathPrefix &&
+		slices.Equal(po.StripHeaders, o.StripHeaders) &&
+		!tlsFilesChanged(p)
+}
+
+// tlsFilesChanged is conservative: a proxy with upstream TLS files is
+// rebuilt on every reload so that rotated client certificates are read.
+func tlsFilesChanged(p *upstream.Proxy) bool { return p.Config().TLS != nil }
+
+func serverTLS(t *config.TLS) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load certificate %s: %w", t.CertFile, err)
+	}
+	tc := &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: aeadSuites,
+		Certificates: []tls.Certificate{cert},
+		NextProtos:   []string{"h2", "http/1.1"},
+	}
+	if t.MinVersion == "1.3" {
+		tc.MinVersion = tls.VersionTLS13
+	}
+	switch t.ClientAuth {
+	case "optional":
+		tc.ClientAuth = tls.VerifyClientCertIfGiven
+	case "require":
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("client_ca_file: no PEM certificates found")
+		}
+		tc.ClientCAs = pool
+	}
+	return tc, nil
+}
+
+func hstsValue(h *config.HSTS) string {
+	age := h.MaxAge.D()
+	if age == 0 {
+		age = 365 * 24 * time.Hour // one year, the preload list's minimum
+	}
+	v := "max-age=" + strconv.FormatInt(int64(age/time.Second), 10)
+	if h.IncludeSubdomains {
+		v += "; includeSubDomains"
+	}
+	if h.Preload {
+		v += "; preload"
+	}
+	return v
+}

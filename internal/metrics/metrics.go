@@ -1,0 +1,168 @@
+// Package metrics holds Bulwark's Prometheus metrics on a registry of its own
+// (never the global one), served by the admin listener.
+//
+// Label values are bounded: api names come from config, stages and reasons
+// from code, status codes from a fixed range. Nothing from a request (path,
+// host, identity) ever becomes a label.
+package metrics
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// latencyBuckets span 50µs to 10s: the gateway's own stages live in the
+// microseconds, upstreams in the milliseconds to seconds.
+var latencyBuckets = []float64{
+	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+	0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+}
+
+// stageBuckets are finer: a stage costs microseconds.
+var stageBuckets = []float64{
+	0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005,
+	0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.01, 0.1,
+}
+
+// Metrics is the set of gateway metrics.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Requests         *prometheus.CounterVec   // api, status, outcome
+	Decisions        *prometheus.CounterVec   // api, stage, action, reason, enforced
+	RequestDuration  *prometheus.HistogramVec // api
+	StageDuration    *prometheus.HistogramVec // stage
+	UpstreamDuration *prometheus.HistogramVec // api, result
+	UpstreamRetries  *prometheus.CounterVec   // api
+	BreakerOpen      *prometheus.GaugeVec     // api
+	InFlight         prometheus.Gauge
+	Connections      prometheus.Gauge
+	ConnRejected     *prometheus.CounterVec // reason
+	Reloads          *prometheus.CounterVec // outcome
+	ReloadTimestamp  prometheus.Gauge
+	Panics           prometheus.Counter
+	Info             *prometheus.GaugeVec // version
+}
+
+// New registers every metric on a fresh registry, with the Go runtime and
+// process collectors.
+func New(version string) *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_requests_total",
+			Help: "Requests handled, by API, status code and outcome (passed, stopped, monitored).",
+		}, []string{"api", "status", "outcome"}),
+		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_decisions_total",
+			Help: "Stage decisions recorded on exchanges, by stage, action and reason; enforced=false is monitor mode.",
+		}, []string{"api", "stage", "action", "reason", "enforced"}),
+		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "bulwark_request_duration_seconds",
+			Help:    "Time from request received to response written, by API.",
+			Buckets: latencyBuckets,
+		}, []string{"api"}),
+		StageDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "bulwark_stage_duration_seconds",
+			Help:    "Time spent in each pipeline stage.",
+			Buckets: stageBuckets,
+		}, []string{"stage"}),
+		UpstreamDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "bulwark_upstream_duration_seconds",
+			Help:    "Time to the upstream's response headers (including retries), by API and result.",
+			Buckets: latencyBuckets,
+		}, []string{"api", "result"}),
+		UpstreamRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_upstream_retries_total",
+			Help: "Retries of idempotent requests after a connection error.",
+		}, []string{"api"}),
+		BreakerOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bulwark_upstream_circuit_open",
+			Help: "1 while the API's upstream circuit breaker is open.",
+		}, []string{"api"}),
+		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bulwark_in_flight_requests",
+			Help: "Requests being handled now.",
+		}),
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bulwark_open_connections",
+			Help: "Client connections open now.",
+		}),
+		ConnRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_rejected_total",
+			Help: "Connections or requests refused by the connection guard, by reason.",
+		}, []string{"reason"}),
+		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_config_reloads_total",
+			Help: "Configuration reloads by outcome (success, failure).",
+		}, []string{"outcome"}),
+		ReloadTimestamp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bulwark_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last configuration that was loaded successfully.",
+		}),
+		Panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bulwark_panics_recovered_total",
+			Help: "Panics recovered while handling a request (each answered 500).",
+		}),
+		Info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bulwark_build_info",
+			Help: "Always 1; the version label says which build runs.",
+		}, []string{"version"}),
+	}
+	r.MustRegister(m.Requests, m.Decisions, m.RequestDuration, m.StageDuration,
+		m.UpstreamDuration, m.UpstreamRetries, m.BreakerOpen, m.InFlight, m.Connections,
+		m.ConnRejected, m.Reloads, m.ReloadTimestamp, m.Panics, m.Info,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, o := range []string{"success", "failure"} {
+		m.Reloads.WithLabelValues(o)
+	}
+	m.Info.WithLabelValues(version).Set(1)
+	return m
+}
+
+// ObserveStage implements pipeline.StageTimer.
+func (m *Metrics) ObserveStage(stage string, d time.Duration) {
+	m.StageDuration.WithLabelValues(stage).Observe(d.Seconds())
+}
+
+// UpstreamRoundTrip implements upstream.Observer.
+func (m *Metrics) UpstreamRoundTrip(api string, d time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.UpstreamDuration.WithLabelValues(api, result).Observe(d.Seconds())
+}
+
+// UpstreamRetry implements upstream.Observer.
+func (m *Metrics) UpstreamRetry(api string) { m.UpstreamRetries.WithLabelValues(api).Inc() }
+
+// BreakerState implements upstream.Observer.
+func (m *Metrics) BreakerState(api string, open bool) {
+	v := 0.0
+	if open {
+		v = 1
+	}
+	m.BreakerOpen.WithLabelValues(api).Set(v)
+}
+
+// StatusLabel returns the label for a status code without allocating for
+// the common codes.
+func StatusLabel(code int) string {
+	if code >= 100 && code < 600 {
+		return statusLabels[code]
+	}
+	return "other"
+}
+
+var statusLabels = func() [600]string {
+	var s [600]string
+	for i := range s {
+		s[i] = strconv.Itoa(i)
+	}
+	return s
+}()
