@@ -59,6 +59,35 @@ func (p positions) line(path string) int {
 	return 0
 }
 
+// pathAt returns the key path written on line n when exactly one leaf
+// path is there; on a flow mapping with several keys it cannot tell which
+// one failed, and returns "" rather than guess.
+func (p positions) pathAt(n int) string {
+	var onLine []string
+	for path, line := range p {
+		if line == n {
+			onLine = append(onLine, path)
+		}
+	}
+	leaf := ""
+	for _, a := range onLine {
+		isLeaf := true
+		for _, b := range onLine {
+			if b != a && strings.HasPrefix(b, a) {
+				isLeaf = false
+				break
+			}
+		}
+		if isLeaf {
+			if leaf != "" {
+				return ""
+			}
+			leaf = a
+		}
+	}
+	return leaf
+}
+
 // errAt locates a problem at a key path in this config's file.
 func (c *Config) errAt(path, msg string) Error {
 	return Error{File: c.display(), Line: c.pos.line(path), Path: path, Msg: msg}

@@ -70,8 +70,16 @@ func Parse(data []byte, file string, lookup func(string) (string, bool)) (*Confi
 			if !errors.As(err, &te) {
 				return nil, Errors{l.syntaxError(err)}
 			}
+			walked := map[int]bool{}
+			for _, e := range l.errs {
+				walked[e.Line] = true
+			}
 			for _, msg := range te.Errors {
-				l.errs = append(l.errs, l.typeError(msg))
+				e := l.typeError(msg)
+				if walked[e.Line] {
+					continue // the walk already said what is wrong on this line
+				}
+				l.errs = append(l.errs, e)
 			}
 		}
 	}
@@ -131,7 +139,7 @@ func (l *loader) typeError(msg string) Error {
 				text = "wrong type: expected " + kindName(text[i+len(" into "):])
 			}
 		}
-		return Error{File: l.file, Line: n, Msg: text}
+		return Error{File: l.file, Line: n, Path: l.pos.pathAt(n), Msg: text}
 	}
 	return Error{File: l.file, Line: 1, Msg: msg}
 }

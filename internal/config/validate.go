@@ -381,9 +381,9 @@ func checkFile(add func(string, string, ...any), path, file string) {
 	st, err := os.Stat(file)
 	switch {
 	case err != nil:
-		add(path, "cannot read %s: %v", file, unwrapPathErr(err))
+		add(path, "cannot read %s: %v", relToWD(file), unwrapPathErr(err))
 	case st.IsDir():
-		add(path, "%s is a directory, not a file", file)
+		add(path, "%s is a directory, not a file", relToWD(file))
 	}
 }
 

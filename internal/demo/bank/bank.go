@@ -1,6 +1,7 @@
 package bank
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"net/http"
 	"slices"
@@ -194,6 +195,19 @@ func (b *Bank) Handler() http.Handler {
 // "customerN" / "passwordN". They exist for the local demo and tests only.
 func Credentials(n int) (username, password string) {
 	return fmt.Sprintf("customer%d", n), fmt.Sprintf("password%d", n)
+}
+
+// Authenticate checks demo credentials (see Credentials) and returns the
+// customer's id. A later identity provider can sign in against it.
+func (b *Bank) Authenticate(username, password string) (customerID string, ok bool) {
+	i, ok := b.usernameBy[username]
+	if !ok {
+		return "", false
+	}
+	if _, want := Credentials(i + 1); subtle.ConstantTimeCompare([]byte(password), []byte(want)) != 1 {
+		return "", false
+	}
+	return b.customers[i].CustomerID, true
 }
 
 // Customers returns every customer in order (customer1 first).

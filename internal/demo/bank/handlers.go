@@ -63,13 +63,12 @@ func (b *Bank) login(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, "the request body is invalid", bad)
 		return
 	}
-	i, ok := b.usernameBy[*req.Username]
-	if !ok || *req.Password != "password"+(*req.Username)[len("customer"):] {
+	id, ok := b.Authenticate(*req.Username, *req.Password)
+	if !ok {
 		writeProblem(w, r, http.StatusUnauthorized, "invalid username or password", nil)
 		return
 	}
 	token := randomToken(32)
-	id := b.customers[i].CustomerID
 	b.mu.Lock()
 	if len(b.tokenOrder) >= maxTokens {
 		delete(b.tokens, b.tokenOrder[0])
