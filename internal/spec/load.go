@@ -17,6 +17,7 @@ package spec
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,11 @@ const (
 	// router tries each candidate base path on every request, so the list must
 	// stay short.
 	maxBasePaths = 64
+
+	// maxErrorChain bounds the walk over a validation error's wrapped
+	// errors when looking for a source line; the library nests a few levels
+	// per document section, so this only guards against a cyclic chain.
+	maxErrorChain = 1000
 
 	// swaggerVersion is Document.Version for a converted Swagger 2.0 document.
 	swaggerVersion = "2.0"
@@ -180,12 +186,9 @@ func parse(ctx context.Context, data []byte, location string) (t *openapi3.T, ve
 		}
 	}()
 
-	var head struct {
-		Swagger any `yaml:"swagger"`
-		OpenAPI any `yaml:"openapi"`
-	}
-	if err := yaml.Unmarshal(data, &head); err != nil {
-		return nil, "", fmt.Errorf("parse: %w", err)
+	head, err := readHead(data)
+	if err != nil {
+		return nil, "", err
 	}
 
 	loader := newLoader(ctx, location)
@@ -195,7 +198,7 @@ func parse(ctx context.Context, data []byte, location string) (t *openapi3.T, ve
 	}
 	switch {
 	case head.Swagger != nil:
-		if s := fmt.Sprint(head.Swagger); s != swaggerVersion {
+		if s := *head.Swagger; s != swaggerVersion {
 			return nil, "", fmt.Errorf("unsupported swagger version %q (want %q)", s, swaggerVersion)
 		}
 		var doc2 openapi2.T
@@ -206,9 +209,12 @@ func parse(ctx context.Context, data []byte, location string) (t *openapi3.T, ve
 		if err != nil {
 			return nil, "", fmt.Errorf("convert swagger 2.0: %w", err)
 		}
+		if t.Paths == nil {
+			t.Paths = openapi3.NewPaths() // the converter drops an empty paths object, which 3.0 requires
+		}
 		version = swaggerVersion
 	case head.OpenAPI != nil:
-		s := fmt.Sprint(head.OpenAPI)
+		s := *head.OpenAPI
 		if !strings.HasPrefix(s, "3.") {
 			return nil, "", fmt.Errorf("unsupported openapi version %q (want 3.x)", s)
 		}
@@ -289,14 +295,14 @@ func locate(ctx context.Context, data []byte, location string, swagger bool) str
 func deepestOrigin(err error) *openapi3.Location {
 	var found *openapi3.Location
 	stack := []error{err}
-	for steps := 0; len(stack) > 0 && steps < 1000; steps++ {
+	for steps := 0; len(stack) > 0 && steps < maxErrorChain; steps++ {
 		e := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		if e == nil {
 			continue
 		}
 		if v := reflect.ValueOf(e); v.Kind() == reflect.Pointer && !v.IsNil() && v.Elem().Kind() == reflect.Struct {
-			if f := v.Elem().FieldByName("Origin"); f.IsValid() {
+			if f := v.Elem().FieldByName("Origin"); f.IsValid() && f.CanInterface() {
 				if o, ok := f.Interface().(*openapi3.Origin); ok && o != nil && o.Key != nil && o.Key.Line > 0 {
 					found = o.Key
 				}
@@ -313,6 +319,53 @@ func deepestOrigin(err error) *openapi3.Location {
 		}
 	}
 	return found
+}
+
+// docHead holds the two fields that tell the document kinds apart.
+type docHead struct {
+	Swagger *string
+	OpenAPI *string
+}
+
+// readHead reads the version fields. YAML is tried first; JSON that YAML
+// rejects (duplicate keys, which the library accepts last-one-wins) is read
+// with encoding/json. A version written as a number (openapi: 3.0) is
+// refused with a hint, as the library would refuse it with a puzzling one.
+func readHead(data []byte) (docHead, error) {
+	var head docHead
+	var nodes struct {
+		Swagger yaml.Node `yaml:"swagger"`
+		OpenAPI yaml.Node `yaml:"openapi"`
+	}
+	yerr := yaml.Unmarshal(data, &nodes)
+	if yerr == nil {
+		for _, f := range []struct {
+			name string
+			node *yaml.Node
+			dst  **string
+		}{{"swagger", &nodes.Swagger, &head.Swagger}, {"openapi", &nodes.OpenAPI, &head.OpenAPI}} {
+			switch {
+			case f.node.Kind == 0:
+				// absent
+			case f.node.Kind != yaml.ScalarNode:
+				return head, fmt.Errorf("line %d: field %q must be a version string", f.node.Line, f.name)
+			case f.node.Tag != "!!str":
+				return head, fmt.Errorf("line %d: field %q must be a string: quote it (%s: %q)", f.node.Line, f.name, f.name, f.node.Value)
+			default:
+				v := f.node.Value
+				*f.dst = &v
+			}
+		}
+		return head, nil
+	}
+	var raw struct {
+		Swagger *string `json:"swagger"`
+		OpenAPI *string `json:"openapi"`
+	}
+	if jerr := json.Unmarshal(data, &raw); jerr != nil {
+		return head, fmt.Errorf("parse: %w", yerr)
+	}
+	return docHead(raw), nil
 }
 
 // newLoader returns a loader that resolves $ref only to local files, each

@@ -185,7 +185,11 @@ func TestLoadErrors(t *testing.T) {
 		{"file ref from memory", head + "paths:\n  /a:\n    get:\n      responses: {'200': {description: ok, content: {application/json: {schema: {$ref: './schemas.yaml#/X'}}}}}\n", "",
 			[]string{"load spec <memory>", "without a location"}},
 		{"not openapi", "hello: world\n", "x.yaml", []string{"not an OpenAPI document"}},
-		{"openapi 2", "openapi: 2.0\n", "x.yaml", []string{`unsupported openapi version "2"`}},
+		{"openapi 2", "openapi: '2.0'\n", "x.yaml", []string{`unsupported openapi version "2.0"`}},
+		{"openapi is a map", "openapi: {a: 1}\n", "x.yaml", []string{"load spec x.yaml", `line 1: field "openapi" must be a version string`}},
+		{"openapi unquoted", "info: {}\nopenapi: 3.0\n", "x.yaml", []string{"load spec x.yaml", `line 2: field "openapi" must be a string: quote it (openapi: "3.0")`}},
+		{"swagger unquoted", "swagger: 2.0\n", "x.yaml", []string{`field "swagger" must be a string`}},
+		{"json openapi number", `{"openapi": 3.1, "openapi": 3.1}`, "x.json", []string{"load spec x.json", "parse"}},
 		{"swagger 1.2", "swagger: '1.2'\n", "x.yaml", []string{`unsupported swagger version "1.2"`}},
 		{"wrong type", `{"openapi": "3.0.3", "info": {"title": 1}}`, "x.json", []string{"load spec x.json", "title"}},
 		{"empty", "", "x.yaml", []string{"not an OpenAPI document"}},
@@ -202,6 +206,27 @@ func TestLoadErrors(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
+			}
+		})
+	}
+}
+
+func TestLoadVersionSpellings(t *testing.T) {
+	tests := []struct{ name, data, version string }{
+		{"yaml 3.0", "openapi: '3.0'\ninfo: {title: x, version: '1'}\npaths: {}\n", "3.0"},
+		{"json", `{"openapi": "3.0.3", "info": {"title": "x", "version": "1"}, "paths": {}}`, "3.0.3"},
+		// YAML rejects duplicate keys; JSON (and the library) take the last.
+		{"json duplicate keys", `{"openapi": "3.0.3", "info": {"title": "x", "title": "y", "version": "1"}, "paths": {}}`, "3.0.3"},
+		{"swagger", "swagger: '2.0'\ninfo: {title: x, version: '1'}\npaths: {}\n", "2.0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			doc, err := LoadData(context.Background(), []byte(tc.data), "mem.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if doc.Version != tc.version {
+				t.Errorf("Version = %q, want %q", doc.Version, tc.version)
 			}
 		})
 	}
@@ -364,5 +389,25 @@ func TestTemplateParams(t *testing.T) {
 		if (err != nil) != tc.wantErr || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("templateParams(%q) = %q, %v; want %q, err=%v", tc.in, got, err, tc.want, tc.wantErr)
 		}
+	}
+}
+
+func TestLoadErrorNamesReferencedFileAndLine(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("api.yaml", "openapi: 3.0.3\ninfo: {title: x, version: '1'}\npaths:\n  /a/{id}:\n    get:\n      parameters:\n        - $ref: './params.yaml#/Id'\n      responses: {'200': {description: ok}}\n")
+	write("params.yaml", "# shared parameters\nId:\n  name: id\n  in: path\n  schema: {type: string}\n")
+	_, err := Load(context.Background(), filepath.Join(dir, "api.yaml"))
+	if err == nil {
+		t.Fatal("path parameter without required: true accepted")
+	}
+	want := filepath.ToSlash(filepath.Join(dir, "params.yaml")) + ":2: invalid document"
+	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "load spec "+filepath.Join(dir, "api.yaml")) {
+		t.Errorf("error %q does not name both files and the line (%q)", err, want)
 	}
 }

@@ -74,7 +74,6 @@ type node struct {
 	param   *node            // a segment that is exactly one parameter
 	methods []methodOp       // operations ending here, sorted by method
 	allowed []string         // methods for a MethodNotAllowed answer
-	tmpl    string           // the first template that ended here, for errors
 }
 
 type methodOp struct {
@@ -149,9 +148,6 @@ func (r *Router) insert(op *Operation) error {
 			return fmt.Errorf("operation %q cannot be told apart from %q", op.Key, m.op.Key)
 		}
 	}
-	if n.tmpl == "" {
-		n.tmpl = tmpl
-	}
 	n.methods = append(n.methods, methodOp{method: op.Method, op: op})
 	return nil
 }
@@ -162,6 +158,7 @@ func (n *node) child(seg string) (*node, error) {
 		return nil, errors.New("empty segment ('//') in path template")
 	}
 	if !strings.ContainsAny(seg, "{}") {
+		seg = decodeLiteral(seg)
 		if n.static == nil {
 			n.static = map[string]*node{}
 		}
@@ -226,10 +223,26 @@ func splitSegment(seg string) ([]string, error) {
 		lits = append(lits, lit)
 		rest = rest[i+1+j+1:]
 	}
+	for i := range lits {
+		lits[i] = decodeLiteral(lits[i])
+	}
 	if len(lits)-1 > maxParamsPerSegment {
 		return nil, fmt.Errorf("more than %d parameters in one segment", maxParamsPerSegment)
 	}
 	return lits, nil
+}
+
+// decodeLiteral percent-decodes a literal part of a template, as request
+// segments are decoded before comparison; a literal that does not decode is
+// kept as written.
+func decodeLiteral(lit string) string {
+	if strings.IndexByte(lit, '%') < 0 {
+		return lit
+	}
+	if dec, err := url.PathUnescape(lit); err == nil {
+		return dec
+	}
+	return lit
 }
 
 func equalStrings(a, b []string) bool {
@@ -276,6 +289,12 @@ func (n *node) finish() {
 // (r.URL.EscapedPath(), the full request path including any base path).
 // Parameter values are appended to buf[:0]; with a buffer of sufficient
 // capacity a hit on a path without percent-escapes does not allocate.
+//
+// Segments are split on '/' in the escaped form, so "%2F" stays inside a
+// segment. Each segment is then percent-decoded before it is compared, for
+// literals as for parameters: "/accounts/%63urrent" is "/accounts/current",
+// so an escaped spelling cannot dodge a rule written for a literal path. A
+// segment that does not decode matches nothing.
 //
 // Each base path that is a segment-wise prefix of the path is tried, longest
 // first. Literal segments win over parameters, and a segment with literal

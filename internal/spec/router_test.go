@@ -213,6 +213,24 @@ func TestNewRouterErrors(t *testing.T) {
 	}
 }
 
+func TestRouterEscapedTemplateLiteral(t *testing.T) {
+	ops := []*Operation{
+		{Method: "GET", Path: "/by%20name/{id}.v%31", Key: "GET /by%20name/{id}.v%31", PathParams: []string{"id"}},
+	}
+	r, err := NewRouter(&Document{Operations: ops, BasePaths: []string{""}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/by%20name/7.v1", "/by%20name/7.v%31", "/by name/7.v1"} {
+		if m := r.Match("GET", p, nil); m.Status != Matched || m.Values[0] != "7" {
+			t.Errorf("GET %s: %v %q", p, m.Status, m.Values)
+		}
+	}
+	if m := r.Match("GET", "/by%2520name/7.v1", nil); m.Status != NotFound {
+		t.Errorf("double-escaped literal matched: %v", m.Status)
+	}
+}
+
 func TestRouterNoBasePaths(t *testing.T) {
 	doc, err := LoadData(context.Background(), []byte("openapi: 3.0.3\ninfo: {title: x, version: '1'}\npaths:\n  /ping:\n    get:\n      responses: {'200': {description: ok}}\n"), "")
 	if err != nil {

@@ -231,7 +231,14 @@ func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 	var resp *http.Response
 	var err error
 	for attempt := 0; ; attempt++ {
+		prevErr := err
 		resp, err = p.once(req)
+		if attempt > 0 && errors.Is(err, ErrCircuitOpen) && prevErr != nil {
+			// The failures of this very request opened the breaker: report
+			// what actually went wrong, not the breaker.
+			err = prevErr
+			break
+		}
 		if err == nil || attempt >= retries || !retryableError(err) || req.Context().Err() != nil {
 			break
 		}
