@@ -105,7 +105,7 @@ func checkCmd(stdout io.Writer) *cobra.Command {
 			for _, w := range cfg.Warnings {
 				fmt.Fprintln(stdout, "warning:", w)
 			}
-			fmt.Fprintf(stdout, "%s: valid (%d listeners, %d APIs)\n", file, len(cfg.Listeners), len(cfg.APIs))
+			fmt.Fprintf(stdout, "%s: valid (%s, %s)\n", file, plural(len(cfg.Listeners), "listener"), plural(len(cfg.APIs), "API"))
 			return nil
 		},
 	}
@@ -215,6 +215,13 @@ func auditCmd(stdout io.Writer) *cobra.Command {
 		},
 	})
 	return c
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 func newLogger(w io.Writer, c config.Log) *slog.Logger {
