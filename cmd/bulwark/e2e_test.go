@@ -117,7 +117,7 @@ func TestSIGHUPReloadUnderLoad(t *testing.T) {
 	cfgPath := filepath.Join(dir, "bulwark.yaml")
 	must(t, os.WriteFile(cfgPath, []byte(gatewayConfig(listen, admin, a)), 0o600))
 
-	var stderr bytes.Buffer
+	var stderr lockedBuffer
 	cmd := exec.Command(binPath, "gateway", "-c", cfgPath, "--no-watch")
 	cmd.Env = append(os.Environ(), "E2E_ADMIN_TOKEN="+e2eToken)
 	cmd.Stderr = &stderr
@@ -219,7 +219,7 @@ func TestSIGHUPReloadUnderLoad(t *testing.T) {
 	}
 }
 
-func waitReady(t *testing.T, url string, exited chan error, stderr *bytes.Buffer) {
+func waitReady(t *testing.T, url string, exited chan error, stderr *lockedBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -237,6 +237,24 @@ func waitReady(t *testing.T, url string, exited chan error, stderr *bytes.Buffer
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("gateway not ready; log:\n%s", stderr.String())
+}
+
+// lockedBuffer collects a child process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func adminGet(t *testing.T, url string) string {
@@ -273,7 +291,7 @@ func TestAuditVerifyDetectsEdit(t *testing.T) {
 	listen, admin := freePort(t), freePort(t)
 	cfgPath := filepath.Join(dir, "bulwark.yaml")
 	must(t, os.WriteFile(cfgPath, []byte(gatewayConfig(listen, admin, namedUpstream(t, "A"))), 0o600))
-	var stderr bytes.Buffer
+	var stderr lockedBuffer
 	cmd := exec.Command(binPath, "gateway", "-c", cfgPath)
 	cmd.Env = append(os.Environ(), "E2E_ADMIN_TOKEN="+e2eToken)
 	cmd.Stderr = &stderr

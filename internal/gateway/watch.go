@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,7 +14,8 @@ import (
 )
 
 // reloadDebounce collects the burst of events an editor or a Kubernetes
-// ConfigMap update makes (write, rename, symlink swap) into one reload.
+// ConfigMap update makes (write, rename, symlink swap) into one reload: the
+// reload runs this long after the first event.
 const reloadDebounce = 300 * time.Millisecond
 
 // watcher reloads the gateway when the config file, or any file it names
@@ -81,9 +83,12 @@ func (w *watcher) loop() {
 				timer.Stop()
 			}
 			return
-		case _, ok := <-w.fs.Events:
+		case ev, ok := <-w.fs.Events:
 			if !ok {
 				return
+			}
+			if !w.relevant(ev.Name) || fire != nil {
+				continue // not ours (an audit log beside the config), or a reload is already due
 			}
 			if timer == nil {
 				timer = time.NewTimer(reloadDebounce)
@@ -104,6 +109,20 @@ func (w *watcher) loop() {
 			}
 		}
 	}
+}
+
+// relevant reports whether an event on path can change a watched file: the
+// file itself, or a Kubernetes ConfigMap's "..data" symlink swap. Other
+// files in the same directory (an audit log written on every request) are
+// ignored, or they would keep postponing the reload.
+func (w *watcher) relevant(path string) bool {
+	if strings.HasPrefix(filepath.Base(path), "..") {
+		return true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.sums[filepath.Clean(path)]
+	return ok
 }
 
 func (w *watcher) close() {
