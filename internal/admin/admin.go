@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +45,10 @@ func New(o Options) http.Handler {
 	})
 	metrics := promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	mux.Handle("GET /metrics", o.authorize(metrics))
+	// Go's profiler, for operators chasing latency or memory; token only.
+	mux.Handle("GET /debug/pprof/", o.authorize(http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/profile", o.authorize(http.HandlerFunc(pprof.Profile)))
+	mux.Handle("GET /debug/pprof/trace", o.authorize(http.HandlerFunc(pprof.Trace)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		// Authenticate before saying whether a path exists.
 		if !o.authorized(r) {
