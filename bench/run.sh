@@ -425,8 +425,8 @@ headline() {
 	echo "makes the bare proxy $(ratio "${RPS[bare-tuned]:-}" "${RPS[bare-default]:-}") of its default self. Read Bulwark's"
 	echo "lead over the default bare proxy with that in mind. What remains between the tuned bare"
 	echo "proxy and Bulwark is mostly allocation: httputil.ReverseProxy without a BufferPool"
-	echo "allocates a 32 KiB copy buffer per response, which Bulwark recycles from a pool, and"
-	echo "Bulwark asks its upstreams for no compression it would only have to undo."
+	echo "allocates a 32 KiB copy buffer per response, which Bulwark recycles from a pool (not"
+	echo "profiled side by side; the CPU profile of Bulwark under this load is ~35% syscalls)."
 }
 
 gobench() { # gobench PATTERN PKG — benchmark lines, or "not available"
