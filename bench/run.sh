@@ -426,7 +426,7 @@ headline() {
 	echo "lead over the default bare proxy with that in mind. What remains between the tuned bare"
 	echo "proxy and Bulwark is mostly allocation: httputil.ReverseProxy without a BufferPool"
 	echo "allocates a 32 KiB copy buffer per response, which Bulwark recycles from a pool (not"
-	echo "profiled side by side; the CPU profile of Bulwark under this load is ~35% syscalls)."
+	echo "profiled side by side)."
 }
 
 gobench() { # gobench PATTERN PKG — benchmark lines, or "not available"
