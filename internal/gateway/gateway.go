@@ -59,6 +59,9 @@ type Gateway struct {
 	adminLn  net.Addr
 	watcher  *watcher
 	wg       sync.WaitGroup
+
+	shutdownOnce sync.Once
+	shutdownErr  error
 }
 
 // New validates cfg into a first snapshot and opens the audit log. It
@@ -242,8 +245,14 @@ func (g *Gateway) Addrs() []net.Addr { return g.addrs }
 func (g *Gateway) AdminAddr() net.Addr { return g.adminLn }
 
 // Shutdown stops accepting, drains in-flight requests for up to the
-// configured shutdown timeout, then flushes and closes the audit log.
+// configured shutdown timeout, then flushes and closes the audit log. Only
+// the first call does the work; later calls return its result.
 func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.shutdownOnce.Do(func() { g.shutdownErr = g.shutdown(ctx) })
+	return g.shutdownErr
+}
+
+func (g *Gateway) shutdown(ctx context.Context) error {
 	g.ready.Store(false)
 	if g.watcher != nil {
 		g.watcher.close()
