@@ -21,7 +21,9 @@ type Config struct {
 	Log        Log        `yaml:"log"`
 	RequestID  RequestID  `yaml:"request_id"`
 	Forwarding Forwarding `yaml:"forwarding"`
-	APIs       []API      `yaml:"apis"`
+	// Identity are the named authentication providers APIs refer to.
+	Identity []IdentityProvider `yaml:"identity"`
+	APIs     []API              `yaml:"apis"`
 
 	// File is the absolute path the config was loaded from ("" for data).
 	File string `yaml:"-"`
@@ -136,6 +138,21 @@ type API struct {
 	// Spec is an OpenAPI 3.0/3.1 (or Swagger 2.0) file describing the API.
 	Spec string `yaml:"spec"`
 	Mode string `yaml:"mode"` // enforce (default) | monitor
+
+	// Authenticate lists the identity providers any of which may
+	// authenticate a request; empty means the API is not authenticated.
+	Authenticate []string `yaml:"authenticate"`
+	// Anonymous lists operations ("GET /health") that need no credential,
+	// in addition to those the spec marks with security: [].
+	Anonymous []string `yaml:"anonymous"`
+	// SecuritySchemes maps the spec's security scheme names to provider
+	// names; by default a scheme is served by the authenticate providers of
+	// a matching kind.
+	SecuritySchemes map[string][]string `yaml:"security_schemes"`
+	// FAPI are the token-binding checks (RFC 8705, RFC 9449).
+	FAPI *FAPI `yaml:"fapi"`
+	// IdentityHeaders carry the verified identity to the upstream.
+	IdentityHeaders *IdentityHeaders `yaml:"identity_headers"`
 }
 
 // Match selects the requests of an API.

@@ -12,6 +12,7 @@ import (
 )
 
 func (c *Config) applyDefaults() {
+	defer c.identityDefaults()
 	l := &c.Limits
 	setDur(&l.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDur(&l.ReadTimeout, DefaultReadTimeout)
@@ -122,6 +123,15 @@ func (c *Config) resolvePaths() {
 		}
 	}
 	abs(&c.Audit.Path)
+	for i := range c.Identity {
+		if j := c.Identity[i].JWT; j != nil {
+			abs(&j.JWKSFile)
+			abs(&j.CAFile)
+		}
+		if in := c.Identity[i].Introspection; in != nil {
+			abs(&in.CAFile)
+		}
+	}
 	for i := range c.APIs {
 		abs(&c.APIs[i].Spec)
 		if t := c.APIs[i].Upstream.TLS; t != nil {
@@ -272,6 +282,8 @@ func (c *Config) validate() []fieldErr {
 			add(fmt.Sprintf("forwarding.strip_headers[%d]", i), "not a valid header name: %q", clip(h))
 		}
 	}
+
+	c.validateIdentity(add, warn)
 
 	if len(c.APIs) == 0 {
 		add("apis", "at least one API is required")
