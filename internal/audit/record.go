@@ -49,6 +49,10 @@ type Record struct {
 	Latency, UpstreamLatency                      time.Duration
 	Client                                        string // client address ip:port
 	Mode                                          string // "enforce" | "monitor"
+	// Subject, Provider and Auth identify the authenticated caller (PCI DSS
+	// 10.2.1: user identification); empty for anonymous requests. Never a
+	// credential.
+	Subject, Provider, Auth string
 	Upstream                                      string
 	Retries                                       int
 	BytesIn, BytesOut                             int64
@@ -130,6 +134,13 @@ func (e *encoder) append(dst []byte, r *Record) []byte {
 		slog.String("client", capString(r.Client, MaxFieldBytes)),
 		slog.String("mode", capString(r.Mode, MaxFieldBytes)),
 	)
+	if r.Subject != "" {
+		a = append(a,
+			slog.String("subject", capString(r.Subject, MaxFieldBytes)),
+			slog.String("provider", capString(r.Provider, MaxFieldBytes)),
+			slog.String("auth", capString(r.Auth, MaxFieldBytes)),
+		)
+	}
 	if r.Upstream != "" {
 		a = append(a, slog.String("upstream", capString(r.Upstream, MaxFieldBytes)))
 	}

@@ -276,6 +276,7 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	for _, p := range g.snap.Load().proxies {
 		p.Close()
 	}
+	closeUnused(g.snap.Load().providers, nil)
 	if g.audit != nil {
 		if err := g.audit.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close audit log: %w", err))
@@ -301,6 +302,7 @@ func (g *Gateway) Reload(ctx context.Context, reason string) error {
 		if err == nil {
 			g.warnRestartOnly(old.cfg, cfg)
 			g.snap.Store(snap)
+			closeUnused(old.providers, snap.providers)
 			for name, p := range old.proxies {
 				if snap.proxies[name] != p {
 					p.Close()

@@ -16,6 +16,7 @@ import (
 	"github.com/bulwarkapi/bulwark/internal/config"
 	"github.com/bulwarkapi/bulwark/internal/pipeline"
 	"github.com/bulwarkapi/bulwark/internal/spec"
+	"github.com/bulwarkapi/bulwark/internal/stage/authn"
 	"github.com/bulwarkapi/bulwark/internal/stage/route"
 	"github.com/bulwarkapi/bulwark/internal/upstream"
 )
@@ -24,15 +25,16 @@ import (
 // It is built whole, checked, then swapped in atomically; requests that
 // started on an older snapshot finish on it.
 type snapshot struct {
-	cfg      *config.Config
-	pipeline *pipeline.Pipeline
-	route    *route.Stage
-	proxies  map[string]*upstream.Proxy // by API name
-	specs    map[string]*spec.Document  // by API name
-	tls      []*tls.Config              // per listener; nil for plain HTTP
-	hsts     []string                   // per listener; "" for none
-	files    []string                   // every file the snapshot was built from, for the watcher
-	loaded   time.Time
+	cfg       *config.Config
+	pipeline  *pipeline.Pipeline
+	route     *route.Stage
+	proxies   map[string]*upstream.Proxy // by API name
+	specs     map[string]*spec.Document  // by API name
+	providers map[string]*provider       // identity providers by name
+	tls       []*tls.Config              // per listener; nil for plain HTTP
+	hsts      []string                   // per listener; "" for none
+	files     []string                   // every file the snapshot was built from, for the watcher
+	loaded    time.Time
 }
 
 // aeadSuites are the TLS 1.2 cipher suites Bulwark offers: ECDHE for
@@ -85,6 +87,9 @@ func (g *Gateway) compile(ctx context.Context, cfg *config.Config, prev *snapsho
 		s.hsts = append(s.hsts, hsts)
 	}
 
+	s.providers = g.buildProviders(ctx, cfg, prev, fail)
+	authStages := map[string]pipeline.Stage{}
+
 	var apis []*route.API
 	for i, a := range cfg.APIs {
 		p := fmt.Sprintf("apis[%d]", i)
@@ -116,6 +121,12 @@ func (g *Gateway) compile(ctx context.Context, cfg *config.Config, prev *snapsho
 			Observer:        g.metrics,
 			ErrorHandler:    g.upstreamError,
 			ModifyResponse:  g.modifyResponse,
+			IdentityHeaders: a.IdentityHeaders,
+		}
+		if st, err := authnStage(a, s.specs[a.Name], s.providers, g.logger); err != nil {
+			fail(p+".authenticate", err)
+		} else if st != nil {
+			authStages[a.Name] = st
 		}
 		var px *upstream.Proxy
 		if prev != nil {
@@ -143,10 +154,19 @@ func (g *Gateway) compile(ctx context.Context, cfg *config.Config, prev *snapsho
 		apis = append(apis, ra)
 	}
 	if len(errs) > 0 {
+		var prevProviders map[string]*provider
+		if prev != nil {
+			prevProviders = prev.providers
+		}
+		closeUnused(s.providers, prevProviders)
 		return nil, errs
 	}
 	s.route = route.New(apis)
-	s.pipeline = pipeline.New(g.metrics, []pipeline.Stage{s.route}, nil)
+	stages := []pipeline.Stage{s.route}
+	if len(authStages) > 0 {
+		stages = append(stages, pipeline.NewByAPI(authn.StageName, authStages))
+	}
+	s.pipeline = pipeline.New(g.metrics, stages, nil)
 	slices.Sort(s.files)
 	s.files = slices.Compact(s.files)
 	return s, nil
@@ -158,6 +178,7 @@ func sameProxy(p *upstream.Proxy, u config.Upstream, o upstream.Options) bool {
 	return reflect.DeepEqual(p.Config(), u) &&
 		po.RequestIDHeader == o.RequestIDHeader &&
 		po.PathPrefix == o.PathPrefix &&
+		reflect.DeepEqual(po.IdentityHeaders, o.IdentityHeaders) &&
 		slices.Equal(po.StripHeaders, o.StripHeaders) &&
 		!tlsFilesChanged(p)
 }

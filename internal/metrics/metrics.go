@@ -44,7 +44,10 @@ type Metrics struct {
 	Reloads          *prometheus.CounterVec // outcome
 	ReloadTimestamp  prometheus.Gauge
 	Panics           prometheus.Counter
-	Info             *prometheus.GaugeVec // version
+	KeySetFetches    *prometheus.CounterVec // provider, outcome
+	AuthCache        *prometheus.CounterVec // provider, result
+	IdentityDepErrs  *prometheus.CounterVec // provider
+	Info             *prometheus.GaugeVec   // version
 }
 
 // New registers every metric on a fresh registry, with the Go runtime and
@@ -108,6 +111,18 @@ func New(version string) *Metrics {
 			Name: "bulwark_panics_recovered_total",
 			Help: "Panics recovered while handling a request (each answered 500).",
 		}),
+		KeySetFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_jwks_fetches_total",
+			Help: "JWKS fetches by provider and outcome (ok, unchanged, error: the last good key set keeps serving).",
+		}, []string{"provider", "outcome"}),
+		AuthCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_auth_cache_total",
+			Help: "Verified-token and introspection cache lookups by provider and result (hit, miss).",
+		}, []string{"provider", "result"}),
+		IdentityDepErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_identity_dependency_errors_total",
+			Help: "Failures of an endpoint an identity provider depends on (JWKS, introspection).",
+		}, []string{"provider"}),
 		Info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "bulwark_build_info",
 			Help: "Always 1; the version label says which build runs.",
@@ -116,6 +131,7 @@ func New(version string) *Metrics {
 	r.MustRegister(m.Requests, m.Decisions, m.RequestDuration, m.StageDuration,
 		m.UpstreamDuration, m.UpstreamRetries, m.BreakerOpen, m.InFlight, m.Connections,
 		m.ConnRejected, m.Reloads, m.ReloadTimestamp, m.Panics, m.Info,
+		m.KeySetFetches, m.AuthCache, m.IdentityDepErrs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{"success", "failure"} {
 		m.Reloads.WithLabelValues(o)
@@ -148,6 +164,25 @@ func (m *Metrics) BreakerState(api string, open bool) {
 		v = 1
 	}
 	m.BreakerOpen.WithLabelValues(api).Set(v)
+}
+
+// KeySetFetch implements identity.Observer.
+func (m *Metrics) KeySetFetch(provider, outcome string) {
+	m.KeySetFetches.WithLabelValues(provider, outcome).Inc()
+}
+
+// CacheLookup implements identity.Observer.
+func (m *Metrics) CacheLookup(provider string, hit bool) {
+	r := "miss"
+	if hit {
+		r = "hit"
+	}
+	m.AuthCache.WithLabelValues(provider, r).Inc()
+}
+
+// DependencyError implements identity.Observer.
+func (m *Metrics) DependencyError(provider string) {
+	m.IdentityDepErrs.WithLabelValues(provider).Inc()
 }
 
 // StatusLabel returns the label for a status code without allocating for

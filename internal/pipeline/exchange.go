@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/netip"
 	"time"
+
+	"github.com/bulwarkapi/bulwark/internal/identity"
 )
 
 // Param is one path parameter extracted by the route stage.
@@ -56,6 +58,9 @@ type Exchange struct {
 	OperationID string
 	// Params are the path parameters of the matched operation.
 	Params Params
+	// Identity is the verified caller, set by the authenticate stage; nil
+	// for anonymous requests.
+	Identity *identity.Identity
 	// Target serves the exchange once the request stages let it through:
 	// the matched API's upstream proxy. Set by the route stage.
 	Target http.Handler

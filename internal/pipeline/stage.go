@@ -101,3 +101,32 @@ func (p *Pipeline) settle(x *Exchange, stage string, d Decision) bool {
 // HasResponseStages reports whether any response stage is configured, so the
 // gateway can skip response hooks entirely on the pass-through path.
 func (p *Pipeline) HasResponseStages() bool { return len(p.response) > 0 }
+
+// ByAPI is a stage that runs, for each exchange, the stage configured for
+// its API (the route stage has set x.API). Most protections are configured
+// per API; this keeps the pipeline one flat list of stage names.
+type ByAPI struct {
+	name   string
+	stages map[string]Stage
+}
+
+// NewByAPI returns a stage named name dispatching to stages by API name.
+func NewByAPI(name string, stages map[string]Stage) *ByAPI {
+	return &ByAPI{name: name, stages: stages}
+}
+
+// Name implements Stage.
+func (b *ByAPI) Name() string { return b.name }
+
+// Handle implements Stage.
+func (b *ByAPI) Handle(ctx context.Context, x *Exchange) Decision {
+	if s, ok := b.stages[x.API]; ok {
+		return s.Handle(ctx, x)
+	}
+	return Continue
+}
+
+// Len reports how many APIs have this stage.
+func (b *ByAPI) Len() int { return len(b.stages) }
+
+var _ Stage = (*ByAPI)(nil)

@@ -27,6 +27,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/bulwarkapi/bulwark/internal/config"
+	"github.com/bulwarkapi/bulwark/internal/identity"
 	"github.com/bulwarkapi/bulwark/internal/pipeline"
 )
 
@@ -76,6 +77,9 @@ type Options struct {
 	RequestIDHeader string
 	StripHeaders    []string // from forwarding.strip_headers
 	PathPrefix      string   // the API's match.path_prefix, for strip_prefix
+	// IdentityHeaders, when set, carry the verified identity upstream;
+	// the same headers are always stripped from the client's request.
+	IdentityHeaders *config.IdentityHeaders
 	Logger          *slog.Logger
 	Observer        Observer
 	// ErrorHandler renders an upstream failure to the client; the gateway
@@ -108,6 +112,13 @@ func New(cfg config.Upstream, opts Options) (*Proxy, error) {
 	}
 	p := &Proxy{target: target, cfg: cfg, opts: opts, transport: tr}
 	p.strip = append(append([]string{}, AlwaysStripped...), opts.StripHeaders...)
+	if ih := opts.IdentityHeaders; ih != nil {
+		for _, h := range []string{ih.Subject, ih.Scopes, ih.Roles, ih.Tenant, ih.Provider} {
+			if h != "" {
+				p.strip = append(p.strip, h)
+			}
+		}
+	}
 	if cb := cfg.CircuitBreaker; cb != nil && !cb.Disabled {
 		failures := uint32(cb.Failures)
 		p.breaker = gobreaker.NewCircuitBreaker[*http.Response](gobreaker.Settings{
@@ -175,9 +186,51 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	pr.SetXForwarded()
 	h.Set("Forwarded", forwarded(pr.In))
-	if x := pipeline.FromContext(pr.In.Context()); x != nil && p.opts.RequestIDHeader != "" {
-		h.Set(p.opts.RequestIDHeader, x.RequestID)
+	if x := pipeline.FromContext(pr.In.Context()); x != nil {
+		if p.opts.RequestIDHeader != "" {
+			h.Set(p.opts.RequestIDHeader, x.RequestID)
+		}
+		if ih := p.opts.IdentityHeaders; ih != nil && x.Identity != nil {
+			setIdentityHeaders(h, ih, x.Identity)
+		}
 	}
+}
+
+// setIdentityHeaders writes the verified identity. Values come from a
+// verified token, but are still cleaned of control characters so a claim
+// cannot split a header.
+func setIdentityHeaders(h http.Header, ih *config.IdentityHeaders, id *identity.Identity) {
+	set := func(name, v string) {
+		if name != "" && v != "" {
+			h.Set(name, headerSafe(v))
+		}
+	}
+	set(ih.Subject, id.Subject)
+	set(ih.Scopes, strings.Join(id.Scopes, " "))
+	set(ih.Roles, strings.Join(id.Roles, ","))
+	set(ih.Tenant, id.Tenant)
+	set(ih.Provider, id.Provider)
+}
+
+// maxIdentityHeaderBytes bounds one identity header value.
+const maxIdentityHeaderBytes = 4096
+
+func headerSafe(v string) string {
+	if len(v) > maxIdentityHeaderBytes {
+		v = v[:maxIdentityHeaderBytes]
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			b := []byte(v)
+			for j := range b {
+				if b[j] < 0x20 && b[j] != '\t' || b[j] == 0x7f {
+					b[j] = ' '
+				}
+			}
+			return string(b)
+		}
+	}
+	return v
 }
 
 func ensureSlash(p string) string {

@@ -83,6 +83,9 @@ func (r *Recorder) Record(x *pipeline.Exchange, now time.Time) {
 		BytesIn:         x.BytesIn,
 		BytesOut:        x.BytesOut,
 	}
+	if id := x.Identity; id != nil {
+		rec.Subject, rec.Provider, rec.Auth = id.Subject, id.Provider, string(id.Kind)
+	}
 	if len(x.Decisions) > 0 {
 		rec.Decisions = make([]audit.Decision, len(x.Decisions))
 		for i, d := range x.Decisions {
