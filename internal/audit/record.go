@@ -53,10 +53,10 @@ type Record struct {
 	// 10.2.1: user identification); empty for anonymous requests. Never a
 	// credential.
 	Subject, Provider, Auth string
-	Upstream                                      string
-	Retries                                       int
-	BytesIn, BytesOut                             int64
-	Decisions                                     []Decision
+	Upstream                string
+	Retries                 int
+	BytesIn, BytesOut       int64
+	Decisions               []Decision
 }
 
 // decisionJSON is the wire form of a Decision. Field names are stable.

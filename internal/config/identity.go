@@ -135,20 +135,20 @@ const (
 	DefaultJWKSMinRefresh = 30 * time.Second
 	DefaultFetchTimeout   = 5 * time.Second
 	// DefaultTokenCache entries of verified tokens (about 2 KiB each).
-	DefaultTokenCache          = 10000
-	DefaultIntrospectTimeout   = 2 * time.Second
-	DefaultIntrospectCacheTTL  = 5 * time.Minute
-	DefaultIntrospectNegTTL    = 10 * time.Second
-	DefaultAPIKeyHeader        = "X-API-Key"
-	DefaultDPoPMaxAge          = 60 * time.Second
-	DefaultSubjectClaim        = "sub"
-	DefaultScopesClaim         = "scope"
-	DefaultRolesClaim          = "roles"
-	DefaultTenantClaim         = "tenant"
-	DefaultIntrospectAuth      = "client_secret_basic"
-	DefaultMTLSSubject         = "spiffe"
-	maxIdentityProviders       = 64
-	minHMACSecretBytes         = 32
+	DefaultTokenCache         = 10000
+	DefaultIntrospectTimeout  = 2 * time.Second
+	DefaultIntrospectCacheTTL = 5 * time.Minute
+	DefaultIntrospectNegTTL   = 10 * time.Second
+	DefaultAPIKeyHeader       = "X-API-Key"
+	DefaultDPoPMaxAge         = 60 * time.Second
+	DefaultSubjectClaim       = "sub"
+	DefaultScopesClaim        = "scope"
+	DefaultRolesClaim         = "roles"
+	DefaultTenantClaim        = "tenant"
+	DefaultIntrospectAuth     = "client_secret_basic"
+	DefaultMTLSSubject        = "spiffe"
+	maxIdentityProviders      = 64
+	minHMACSecretBytes        = 32
 )
 
 // AsymmetricAlgorithms are the public-key JWS algorithms Bulwark accepts.

@@ -97,8 +97,18 @@ func (s *syncBuffer) String() string {
 // startGateway writes cfgYAML (with %DIR% replaced) and runs a gateway on it.
 func startGateway(t *testing.T, cfgYAML string) *gwEnv {
 	t.Helper()
+	return startGatewayWith(t, cfgYAML, nil)
+}
+
+// startGatewayWith is startGateway with a hook that writes more files
+// into the config's directory before the config is loaded.
+func startGatewayWith(t *testing.T, cfgYAML string, files func(dir string)) *gwEnv {
+	t.Helper()
 	dir := t.TempDir()
 	testCerts(t, dir)
+	if files != nil {
+		files(dir)
+	}
 	path := filepath.Join(dir, "bulwark.yaml")
 	if err := os.WriteFile(path, []byte(cfgYAML), 0o600); err != nil {
 		t.Fatal(err)

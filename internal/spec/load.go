@@ -647,3 +647,27 @@ func templateParams(tmpl string) ([]string, error) {
 	}
 	return names, nil
 }
+
+// SecurityScheme describes one of the document's security schemes.
+type SecurityScheme struct {
+	Name string
+	// Type is apiKey, http, oauth2, openIdConnect or mutualTLS.
+	Type string
+	// Scheme is the HTTP auth scheme for Type http (bearer, basic, ...).
+	Scheme string
+	// In and ParamName locate an apiKey (header, query or cookie).
+	In, ParamName string
+}
+
+// SecurityScheme returns the named scheme from components.securitySchemes.
+func (d *Document) SecurityScheme(name string) (SecurityScheme, bool) {
+	if d == nil || d.T == nil || d.T.Components == nil {
+		return SecurityScheme{}, false
+	}
+	ref, ok := d.T.Components.SecuritySchemes[name]
+	if !ok || ref == nil || ref.Value == nil {
+		return SecurityScheme{}, false
+	}
+	v := ref.Value
+	return SecurityScheme{Name: name, Type: v.Type, Scheme: strings.ToLower(v.Scheme), In: v.In, ParamName: v.Name}, true
+}

@@ -126,8 +126,8 @@ func parseKey(raw json.RawMessage) (*pubKey, string, error) {
 	}
 	switch pk := pub.(type) {
 	case *rsa.PublicKey:
-		if pk.N.BitLen() < minRSABits {
-			return nil, kid, fmt.Errorf("RSA key of %d bits, less than %d", pk.N.BitLen(), minRSABits)
+		if n := pk.N.BitLen(); n < minRSABits || n > maxRSABits {
+			return nil, kid, fmt.Errorf("RSA key of %d bits, not between %d and %d", n, minRSABits, maxRSABits)
 		}
 	case *ecdsa.PublicKey:
 		k.crv = pk.Curve.Params().Name
@@ -157,9 +157,15 @@ func parseKey(raw json.RawMessage) (*pubKey, string, error) {
 	return k, kid, nil
 }
 
-// minRSABits: shorter RSA keys are factorable or close to it (NIST SP
-// 800-131A disallows them for signatures).
-const minRSABits = 2048
+// RSA key sizes accepted from a JWKS.
+const (
+	// minRSABits: shorter keys are factorable or close to it (NIST SP
+	// 800-131A disallows them for signatures).
+	minRSABits = 2048
+	// maxRSABits bounds the cost of each verification: a 16384-bit key
+	// makes every token an order of magnitude dearer to check.
+	maxRSABits = 8192
+)
 
 // removedFrom reports whether any key of old is missing from ks.
 func (ks *keySet) removedFrom(old *keySet) (removed []string) {

@@ -81,7 +81,9 @@ func (p *Provider) runFetch(f *flight) {
 	} else {
 		res, err = p.fetchURL(ctx)
 	}
-	p.apply(res, err)
+	if p.base.Err() == nil { // closing: nothing to install or report
+		p.apply(res, err)
+	}
 	p.fmu.Lock()
 	p.fetch.inflight = nil
 	p.fmu.Unlock()

@@ -219,10 +219,15 @@ type outcome struct {
 // Handle implements pipeline.Stage.
 func (s *Stage) Handle(ctx context.Context, x *pipeline.Exchange) pipeline.Decision {
 	req := s.fallback
-	if x.Operation != "" {
-		if r, ok := s.byOp[x.Operation]; ok {
-			req = r
-		}
+	key := x.Operation
+	if key == "" {
+		// No spec operation matched (or the API has no spec): anonymous
+		// entries name the literal path. Anything not spelled exactly so
+		// ("/health/", "/%68ealth") needs a credential: fail safe.
+		key = x.Request.Method + " " + x.Request.URL.EscapedPath()
+	}
+	if r, ok := s.byOp[key]; ok {
+		req = r
 	}
 	if req.anonymous {
 		return pipeline.Continue
