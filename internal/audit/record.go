@@ -39,6 +39,7 @@ type Decision struct {
 	Stage, Action, Reason string
 	Status                int
 	Enforced              bool
+	Rules                 []string
 }
 
 // Record is one exchange as it goes into the audit log.
@@ -49,6 +50,8 @@ type Record struct {
 	Latency, UpstreamLatency                      time.Duration
 	Client                                        string // client address ip:port
 	Mode                                          string // "enforce" | "monitor"
+	// DataClasses are the sensitive-data classes seen in the bodies.
+	RequestClasses, ResponseClasses []string
 	// Subject, Provider and Auth identify the authenticated caller (PCI DSS
 	// 10.2.1: user identification); empty for anonymous requests. Never a
 	// credential.
@@ -61,11 +64,12 @@ type Record struct {
 
 // decisionJSON is the wire form of a Decision. Field names are stable.
 type decisionJSON struct {
-	Stage    string `json:"stage"`
-	Action   string `json:"action"`
-	Reason   string `json:"reason"`
-	Status   int    `json:"status"`
-	Enforced bool   `json:"enforced"`
+	Stage    string   `json:"stage"`
+	Action   string   `json:"action"`
+	Reason   string   `json:"reason"`
+	Status   int      `json:"status"`
+	Enforced bool     `json:"enforced"`
+	Rules    []string `json:"rules,omitempty"`
 }
 
 const (
@@ -141,6 +145,12 @@ func (e *encoder) append(dst []byte, r *Record) []byte {
 			slog.String("auth", capString(r.Auth, MaxFieldBytes)),
 		)
 	}
+	if len(r.RequestClasses) > 0 {
+		a = append(a, slog.Any("request_data", capList(r.RequestClasses)))
+	}
+	if len(r.ResponseClasses) > 0 {
+		a = append(a, slog.Any("response_data", capList(r.ResponseClasses)))
+	}
 	if r.Upstream != "" {
 		a = append(a, slog.String("upstream", capString(r.Upstream, MaxFieldBytes)))
 	}
@@ -159,6 +169,7 @@ func (e *encoder) append(dst []byte, r *Record) []byte {
 				Reason:   capString(d.Reason, MaxReasonBytes),
 				Status:   d.Status,
 				Enforced: d.Enforced,
+				Rules:    capList(d.Rules),
 			})
 		}
 		a = append(a, slog.Any("decisions", e.decs))
@@ -274,4 +285,19 @@ func chainReason(info lineInfo, lineNo int, last [hexLen]byte, lastSeq uint64) s
 		return "seq " + strconv.FormatUint(info.seq, 10) + " expected " + strconv.FormatUint(lastSeq+1, 10)
 	}
 	return ""
+}
+
+// maxListItems bounds a list of short strings in a record (rule ids, data
+// classes).
+const maxListItems = 32
+
+func capList(l []string) []string {
+	if len(l) == 0 {
+		return nil
+	}
+	out := make([]string, 0, min(len(l), maxListItems))
+	for _, v := range l[:min(len(l), maxListItems)] {
+		out = append(out, capString(v, MaxFieldBytes))
+	}
+	return out
 }

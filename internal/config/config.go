@@ -153,6 +153,13 @@ type API struct {
 	FAPI *FAPI `yaml:"fapi"`
 	// IdentityHeaders carry the verified identity to the upstream.
 	IdentityHeaders *IdentityHeaders `yaml:"identity_headers"`
+
+	// Validate holds exchanges to the spec.
+	Validate *Validate `yaml:"validate"`
+	// Data is the sensitive-data policy (detect, mask, block).
+	Data *Data `yaml:"data"`
+	// WAF is the OWASP Core Rule Set inspection.
+	WAF *WAF `yaml:"waf"`
 }
 
 // Match selects the requests of an API.

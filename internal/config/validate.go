@@ -13,6 +13,7 @@ import (
 
 func (c *Config) applyDefaults() {
 	defer c.identityDefaults()
+	defer c.inspectDefaults()
 	l := &c.Limits
 	setDur(&l.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDur(&l.ReadTimeout, DefaultReadTimeout)
@@ -284,6 +285,7 @@ func (c *Config) validate() []fieldErr {
 	}
 
 	c.validateIdentity(add, warn)
+	c.validateInspect(add)
 
 	if len(c.APIs) == 0 {
 		add("apis", "at least one API is required")

@@ -81,6 +81,13 @@ type Exchange struct {
 	Retries int
 	// BytesIn and BytesOut count the request and response body bytes.
 	BytesIn, BytesOut int64
+
+	// RequestClasses and ResponseClasses are the sensitive-data classes
+	// ("pan", "iban", ...) found in the bodies, for the audit log and the
+	// inventory. Never the values.
+	RequestClasses, ResponseClasses []string
+
+	bodies bodyState
 }
 
 // Reset clears the exchange for reuse, keeping the capacity of its slices.
@@ -152,6 +159,13 @@ type Decision struct {
 	Enforced bool
 	// Headers are extra response headers for a Stop (for example Retry-After).
 	Headers http.Header
+	// Rules are the ids of the rules behind the decision (WAF rule ids,
+	// schema violations by field path), recorded in the audit log; never
+	// request data.
+	Rules []string
+	// Monitor asks for a Stop to be recorded but not enforced, whatever the
+	// API's mode: a protection configured with its own mode: monitor.
+	Monitor bool
 }
 
 // Continue is the zero decision: allow, and record nothing.

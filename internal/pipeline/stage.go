@@ -93,7 +93,7 @@ func (p *Pipeline) settle(x *Exchange, stage string, d Decision) bool {
 		x.Record(d)
 		return false
 	}
-	d.Enforced = x.Mode != Monitor
+	d.Enforced = x.Mode != Monitor && !d.Monitor
 	x.Record(d)
 	return d.Enforced
 }
@@ -125,6 +125,30 @@ func (b *ByAPI) Handle(ctx context.Context, x *Exchange) Decision {
 	}
 	return Continue
 }
+
+// ByAPIResponse is ByAPI for response stages.
+type ByAPIResponse struct {
+	name   string
+	stages map[string]ResponseStage
+}
+
+// NewByAPIResponse returns a response stage dispatching by API name.
+func NewByAPIResponse(name string, stages map[string]ResponseStage) *ByAPIResponse {
+	return &ByAPIResponse{name: name, stages: stages}
+}
+
+// Name implements ResponseStage.
+func (b *ByAPIResponse) Name() string { return b.name }
+
+// HandleResponse implements ResponseStage.
+func (b *ByAPIResponse) HandleResponse(ctx context.Context, x *Exchange, resp *http.Response) Decision {
+	if s, ok := b.stages[x.API]; ok {
+		return s.HandleResponse(ctx, x, resp)
+	}
+	return Continue
+}
+
+var _ ResponseStage = (*ByAPIResponse)(nil)
 
 // Len reports how many APIs have this stage.
 func (b *ByAPI) Len() int { return len(b.stages) }

@@ -399,6 +399,12 @@ func (s *Stage) fail(err error, scopes []string) pipeline.Decision {
 	if ie.Code == identity.CodeInsufficientScope {
 		status = http.StatusForbidden
 	}
+	if ie.Reason == "dpop_replay_cache_full" {
+		// The gateway is saturated, not the client wrong: a new proof
+		// would fail the same way until entries expire.
+		return pipeline.Decision{Action: pipeline.Stop, Status: http.StatusServiceUnavailable, Reason: ie.Reason,
+			Detail: "The gateway cannot accept more DPoP proofs right now; retry shortly.", Headers: http.Header{"Retry-After": {retryAfterUnavailable}}}
+	}
 	if ie.Code == identity.CodeInvalidRequest {
 		status = http.StatusBadRequest
 	}

@@ -83,6 +83,7 @@ func (r *Recorder) Record(x *pipeline.Exchange, now time.Time) {
 		BytesIn:         x.BytesIn,
 		BytesOut:        x.BytesOut,
 	}
+	rec.RequestClasses, rec.ResponseClasses = x.RequestClasses, x.ResponseClasses
 	if id := x.Identity; id != nil {
 		rec.Subject, rec.Provider, rec.Auth = id.Subject, id.Provider, string(id.Kind)
 	}
@@ -91,7 +92,7 @@ func (r *Recorder) Record(x *pipeline.Exchange, now time.Time) {
 		for i, d := range x.Decisions {
 			rec.Decisions[i] = audit.Decision{
 				Stage: d.Stage, Action: d.Action.String(), Reason: d.Reason,
-				Status: d.Status, Enforced: d.Enforced,
+				Status: d.Status, Enforced: d.Enforced, Rules: d.Rules,
 			}
 		}
 	}
