@@ -31,6 +31,7 @@ type snapshot struct {
 	proxies   map[string]*upstream.Proxy // by API name
 	specs     map[string]*spec.Document  // by API name
 	providers map[string]*provider       // identity providers by name
+	wafs      map[string]wafEntry        // WAFs by API name, reused on reload
 	tls       []*tls.Config              // per listener; nil for plain HTTP
 	hsts      []string                   // per listener; "" for none
 	files     []string                   // every file the snapshot was built from, for the watcher
@@ -89,6 +90,8 @@ func (g *Gateway) compile(ctx context.Context, cfg *config.Config, prev *snapsho
 
 	s.providers = g.buildProviders(ctx, cfg, prev, fail)
 	authStages := map[string]pipeline.Stage{}
+	inspect := newStageSet()
+	s.wafs = map[string]wafEntry{}
 
 	var apis []*route.API
 	for i, a := range cfg.APIs {
@@ -128,6 +131,10 @@ func (g *Gateway) compile(ctx context.Context, cfg *config.Config, prev *snapsho
 		} else if st != nil {
 			authStages[a.Name] = st
 		}
+		g.addInspection(inspect, a, s.specs[a.Name], cfg, prev, fail, p)
+		if st, ok := inspect.waf[a.Name]; ok {
+			s.wafs[a.Name] = wafEntry{cfg: *a.WAF, stage: st}
+		}
 		var px *upstream.Proxy
 		if prev != nil {
 			if old := prev.proxies[a.Name]; old != nil && sameProxy(old, a.Upstream, opts) {
@@ -166,7 +173,9 @@ func (g *Gateway) compile(ctx context.Context, cfg *config.Config, prev *snapsho
 	if len(authStages) > 0 {
 		stages = append(stages, pipeline.NewByAPI(authn.StageName, authStages))
 	}
-	s.pipeline = pipeline.New(g.metrics, stages, nil)
+	inspectReq, inspectResp := inspect.stages()
+	stages = append(stages, inspectReq...)
+	s.pipeline = pipeline.New(g.metrics, stages, inspectResp)
 	slices.Sort(s.files)
 	s.files = slices.Compact(s.files)
 	return s, nil
