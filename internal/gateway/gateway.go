@@ -277,6 +277,7 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 		p.Close()
 	}
 	closeUnused(g.snap.Load().providers, nil)
+	retireWAFs(g.snap.Load().wafs, nil, 0)
 	if g.audit != nil {
 		if err := g.audit.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close audit log: %w", err))
@@ -303,6 +304,7 @@ func (g *Gateway) Reload(ctx context.Context, reason string) error {
 			g.warnRestartOnly(old.cfg, cfg)
 			g.snap.Store(snap)
 			closeUnused(old.providers, snap.providers)
+			retireWAFs(old.wafs, snap.wafs, wafRetireDelay)
 			for name, p := range old.proxies {
 				if snap.proxies[name] != p {
 					p.Close()

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"reflect"
+	"time"
 
 	"github.com/bulwarkapi/bulwark/internal/config"
 	"github.com/bulwarkapi/bulwark/internal/pipeline"
@@ -48,7 +49,7 @@ func (g *Gateway) addInspection(set *stageSet, a config.API, doc *spec.Document,
 		}
 	}
 	if w := a.WAF; w != nil {
-		if st, err := g.wafStage(a.Name, *w, prev); err != nil {
+		if st, err := g.wafStage(a.Name, *w, int64(cfg.Limits.MaxBodyBytes), prev); err != nil {
 			fail(p+".waf", err)
 		} else {
 			set.waf[a.Name] = st
@@ -69,13 +70,13 @@ func (g *Gateway) addInspection(set *stageSet, a config.API, doc *spec.Document,
 
 // wafStage builds an API's WAF, or reuses the previous snapshot's when its
 // config is unchanged: compiling the Core Rule Set takes a while.
-func (g *Gateway) wafStage(api string, c config.WAF, prev *snapshot) (pipeline.Stage, error) {
+func (g *Gateway) wafStage(api string, c config.WAF, maxBody int64, prev *snapshot) (pipeline.Stage, error) {
 	if prev != nil {
 		if old, ok := prev.wafs[api]; ok && reflect.DeepEqual(old.cfg, c) {
 			return old.stage, nil
 		}
 	}
-	return waf.New(waf.Options{API: api, Config: c, Logger: g.logger})
+	return waf.New(waf.Options{API: api, Config: c, Logger: g.logger, MaxBodyBytes: maxBody})
 }
 
 // stages returns the request and response stages after authentication, in
@@ -100,6 +101,37 @@ func (set *stageSet) stages() ([]pipeline.Stage, []pipeline.ResponseStage) {
 		resp = append(resp, pipeline.NewByAPIResponse("data", set.data))
 	}
 	return req, resp
+}
+
+// wafRetireDelay is how long a WAF dropped by a reload stays usable before
+// its compiled rules are released: longer than any request that started on
+// the old snapshot can still be running.
+const wafRetireDelay = 2 * time.Minute
+
+// retireWAFs releases the WAFs of old that cur does not keep, after the
+// requests in flight on old are done with them.
+func retireWAFs(old, cur map[string]wafEntry, delay time.Duration) {
+	var drop []wafEntry
+	for api, w := range old {
+		if c, ok := cur[api]; !ok || c.stage != w.stage {
+			drop = append(drop, w)
+		}
+	}
+	if len(drop) == 0 {
+		return
+	}
+	release := func() {
+		for _, w := range drop {
+			if c, ok := w.stage.(interface{ Close() error }); ok {
+				_ = c.Close()
+			}
+		}
+	}
+	if delay <= 0 {
+		release()
+		return
+	}
+	time.AfterFunc(delay, release)
 }
 
 // wafEntry remembers a built WAF and its config for reuse on reload.

@@ -166,6 +166,11 @@ func (g *Gateway) compile(ctx context.Context, cfg *config.Config, prev *snapsho
 			prevProviders = prev.providers
 		}
 		closeUnused(s.providers, prevProviders)
+		var prevWAFs map[string]wafEntry
+		if prev != nil {
+			prevWAFs = prev.wafs
+		}
+		retireWAFs(s.wafs, prevWAFs, 0)
 		return nil, errs
 	}
 	s.route = route.New(apis)
