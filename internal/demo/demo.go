@@ -157,6 +157,9 @@ apis:
       response_header_timeout: 10s
     spec: bank-openapi.yaml
     mode: enforce
+    validate: {requests: true, responses: true, unknown_operations: reject}
+    data: {mask: [pan], block: [private_key]}
+    waf: {crs: true, paranoia: 1}
 `))
 
 func writeFiles(dir, bankAddr string) error {
@@ -265,7 +268,11 @@ func printBanner(w io.Writer, a Addrs, check string) {
   %[7]s
 
 Try:
-  curl -sk %[1]s%[5]s/accounts | head -c 400; echo
+  curl -sk %[1]s%[5]s/accounts?limit=2; echo
+  curl -sk %[1]s%[5]s/cards | head -c 300; echo          # card numbers leave masked
+  curl -s %[3]s%[5]s/cards | head -c 300; echo           # ... the bank itself sends them whole
+  curl -sk -i "%[1]s%[5]s/accounts?customerId=1%%27%%20OR%%201=1--"   # refused: not in the contract
+  curl -sk -i -H "Referer: x' UNION SELECT password FROM users--" %[1]s%[5]s/accounts   # WAF
   curl -sk -i %[1]s%[5]s/nope
   curl -s -H 'Authorization: Bearer %[4]s' %[2]s/metrics | grep bulwark_requests_total
   bulwark check -c %[6]s/bulwark.yaml

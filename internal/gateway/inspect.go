@@ -42,6 +42,10 @@ func (g *Gateway) addInspection(set *stageSet, a config.API, doc *spec.Document,
 		} else {
 			if req != nil {
 				set.validate[a.Name] = req
+				if d := req.Degraded(); len(d) > 0 {
+					g.logger.Warn("spec patterns use regular-expression features Go lacks; they are relaxed for validation",
+						"api", a.Name, "patterns", d)
+				}
 			}
 			if resp != nil {
 				set.respVal[a.Name] = resp
