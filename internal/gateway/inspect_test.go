@@ -133,8 +133,10 @@ func TestInspectionEnforced(t *testing.T) {
 			t.Errorf("audit log lacks %s", want)
 		}
 	}
-	if regexp.MustCompile(`4[0-9]{15}`).Match(log) {
-		t.Error("audit log contains a card number")
+	for _, c := range bank.New(bank.Options{Seed: 1}).Cards("") {
+		if strings.Contains(string(log), c.PAN) {
+			t.Errorf("audit log contains card number %s…", c.PAN[:6])
+		}
 	}
 }
 
