@@ -3,10 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
-	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -222,13 +219,9 @@ func serverTLS(t *config.TLS) (*tls.Config, error) {
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	if t.ClientCAFile != "" {
-		pem, err := os.ReadFile(t.ClientCAFile)
+		pool, err := config.CertPool(t.ClientCAFile)
 		if err != nil {
-			return nil, fmt.Errorf("read client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("client_ca_file: no PEM certificates found")
+			return nil, fmt.Errorf("client_ca_file: %w", err)
 		}
 		tc.ClientCAs = pool
 	}

@@ -10,7 +10,6 @@ package upstream
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -19,7 +18,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -395,13 +393,9 @@ func newTransport(cfg config.Upstream) (*http.Transport, error) {
 			tc.MinVersion = tls.VersionTLS13
 		}
 		if t.CAFile != "" {
-			pem, err := os.ReadFile(t.CAFile)
+			pool, err := config.CertPool(t.CAFile)
 			if err != nil {
-				return nil, fmt.Errorf("upstream tls ca_file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("upstream tls ca_file %s: no PEM certificates found", t.CAFile)
+				return nil, fmt.Errorf("upstream tls: %w", err)
 			}
 			tc.RootCAs = pool
 		}
