@@ -186,7 +186,7 @@ build() {
 # ---------------------------------------------------------------- servers
 
 PORT_NAMES=(upstream nginx bare-default bare-tuned bulwark bulwark-admin)
-for v in bulwark-jwt bulwark-validate bulwark-data bulwark-waf bulwark-full; do PORT_NAMES+=("$v" "$v-admin"); done
+for v in bulwark-jwt bulwark-authz bulwark-validate bulwark-data bulwark-waf bulwark-full; do PORT_NAMES+=("$v" "$v-admin"); done
 declare -A PORT
 
 alloc_ports() {
@@ -353,6 +353,22 @@ start_servers() {
 	start_variant bulwark-data "Bulwark + sensitive-data scan (mask PAN)"
 	write_variant bulwark-waf "" "    waf: {crs: true, paranoia: 1}"
 	start_variant bulwark-waf "Bulwark + WAF (OWASP CRS, paranoia 1)"
+	# Authorization: three object rules (one on the measured operation) and
+	# two business rules, behind the same JWT provider; compare with the
+	# JWT target to isolate the stage.
+	write_variant bulwark-authz "$idp" "$spec
+    authenticate: [bench-idp]
+    objects:
+      - {operation: \"GET /accounts/{AccountId}\", allow: \"params.AccountId in identity.claims.account_ids\"}
+      - {operation: \"GET /accounts/{AccountId}/balances\", allow: \"params.AccountId in identity.claims.account_ids\"}
+      - {operation: \"GET /accounts/{AccountId}/transactions\", allow: \"params.AccountId in identity.claims.account_ids\"}
+    rules:
+      - {name: no-scripted-clients, when: \"'x-automation' in request.headers\", action: block}
+      - {name: flag-foreign-tenant, when: \"has(identity.claims.tenant) && identity.claims.tenant != 'bank'\", action: flag}"
+	start_variant bulwark-authz "Bulwark + JWT + authorization (3 object rules, 2 rules)"
+	SCRIPT[bulwark-authz]=$OUT/tokens.lua
+	HDR[bulwark-authz]=${HDR[bulwark-jwt]}
+
 	write_variant bulwark-full "$idp" "$spec
     authenticate: [bench-idp]
     validate: {requests: true, responses: true}
@@ -503,6 +519,10 @@ headline() {
 	if [[ -n ${RPS[bulwark-jwt]:-} ]]; then
 		echo
 		echo "**Bulwark with JWT (ES256) authentication = $(ratio "${RPS[bulwark-jwt]:-}" "${RPS[bulwark-script]:-}") of Bulwark pass-through driven by the same wrk token script** ($(ratio "${RPS[bulwark-jwt]:-}" "${RPS[bulwark]:-}") of plain pass-through; target: at least 0.80x), with ${BENCH_TOKENS:-100} distinct tokens sent in rotation: each distinct token costs one signature check, then hits the verified-token cache (cost per distinct token below)."
+	fi
+	if [[ -n ${RPS[bulwark-authz]:-} ]]; then
+		echo
+		echo "**Authorization stage (three object rules, two business rules, CEL) = $(ratio "${RPS[bulwark-authz]:-}" "${RPS[bulwark-jwt]:-}") of the same gateway with JWT only** (both driven by the same token script)."
 	fi
 	echo
 	echo "Each inspection stage as a ratio to Bulwark pass-through in this run: request and response validation $(ratio "${RPS[bulwark-validate]:-}" "${RPS[bulwark]:-}"), sensitive-data scan $(ratio "${RPS[bulwark-data]:-}" "${RPS[bulwark]:-}"), WAF $(ratio "${RPS[bulwark-waf]:-}" "${RPS[bulwark]:-}"); JWT + validation + data together $(ratio "${RPS[bulwark-full]:-}" "${RPS[bulwark]:-}") of pass-through and $(ratio "${RPS[bulwark-full]:-}" "${RPS[nginx]:-}") of nginx (SPEC target for full protection: 0.5x nginx; rate limiting is not built yet and the WAF is measured apart)."

@@ -160,6 +160,14 @@ type API struct {
 	Data *Data `yaml:"data"`
 	// WAF is the OWASP Core Rule Set inspection.
 	WAF *WAF `yaml:"waf"`
+
+	// Objects are object-level authorization rules (BOLA) in CEL.
+	Objects []ObjectRule `yaml:"objects"`
+	// Rules are custom business-logic checks in CEL.
+	Rules []BusinessRule `yaml:"rules"`
+	// Authorize is function-level authorization (BFLA), tenant isolation
+	// and the authorization stage's mode.
+	Authorize *Authorize `yaml:"authorize"`
 }
 
 // Match selects the requests of an API.

@@ -286,6 +286,7 @@ func (c *Config) validate() []fieldErr {
 
 	c.validateIdentity(add, warn)
 	c.validateInspect(add)
+	c.validateAuthz(add)
 
 	if len(c.APIs) == 0 {
 		add("apis", "at least one API is required")

@@ -12,8 +12,10 @@ import (
 
 	"github.com/bulwarkapi/bulwark/internal/config"
 	"github.com/bulwarkapi/bulwark/internal/pipeline"
+	"github.com/bulwarkapi/bulwark/internal/policy"
 	"github.com/bulwarkapi/bulwark/internal/spec"
 	"github.com/bulwarkapi/bulwark/internal/stage/authn"
+	"github.com/bulwarkapi/bulwark/internal/stage/authz"
 	"github.com/bulwarkapi/bulwark/internal/stage/route"
 	"github.com/bulwarkapi/bulwark/internal/upstream"
 )
@@ -88,6 +90,11 @@ func (g *Gateway) compile(ctx context.Context, cfg *config.Config, prev *snapsho
 	s.providers = g.buildProviders(ctx, cfg, prev, fail)
 	authStages := map[string]pipeline.Stage{}
 	inspect := newStageSet()
+	authzReq, authzResp := map[string]pipeline.Stage{}, map[string]pipeline.ResponseStage{}
+	env, err := policy.NewEnv()
+	if err != nil {
+		return nil, fmt.Errorf("policy environment: %w", err)
+	}
 	s.wafs = map[string]wafEntry{}
 
 	var apis []*route.API
@@ -129,6 +136,7 @@ func (g *Gateway) compile(ctx context.Context, cfg *config.Config, prev *snapsho
 			authStages[a.Name] = st
 		}
 		g.addInspection(inspect, a, s.specs[a.Name], cfg, prev, fail, p)
+		addAuthz(authzReq, authzResp, env, a, s.specs[a.Name], fail, p)
 		if st, ok := inspect.waf[a.Name]; ok {
 			s.wafs[a.Name] = wafEntry{cfg: *a.WAF, stage: st}
 		}
@@ -177,7 +185,17 @@ func (g *Gateway) compile(ctx context.Context, cfg *config.Config, prev *snapsho
 	}
 	inspectReq, inspectResp := inspect.stages()
 	stages = append(stages, inspectReq...)
-	s.pipeline = pipeline.New(g.metrics, stages, inspectResp)
+	if len(authzReq) > 0 {
+		stages = append(stages, pipeline.NewByAPI(authz.StageName, authzReq))
+	}
+	var respStages []pipeline.ResponseStage
+	if len(authzResp) > 0 {
+		// The owner check runs first: a response it refuses is never
+		// validated or scanned.
+		respStages = append(respStages, pipeline.NewByAPIResponse(authz.StageName, authzResp))
+	}
+	respStages = append(respStages, inspectResp...)
+	s.pipeline = pipeline.New(g.metrics, stages, respStages)
 	slices.Sort(s.files)
 	s.files = slices.Compact(s.files)
 	return s, nil

@@ -86,6 +86,9 @@ type Exchange struct {
 	// ("pan", "iban", ...) found in the bodies, for the audit log and the
 	// inventory. Never the values.
 	RequestClasses, ResponseClasses []string
+	// ObjectIDs are hashes (policy.HashID) of the object ids an
+	// authorization decision was made about, for the detectors.
+	ObjectIDs []string
 
 	bodies bodyState
 }

@@ -62,6 +62,7 @@ func main() {
 			Subject(fmt.Sprintf("customer-%d", i+1)).
 			IssuedAt(now).NotBefore(now.Add(-time.Minute)).Expiration(now.Add(time.Hour)).
 			Claim("scope", "accounts payments").
+			Claim("account_ids", []string{"acc_7f3e9b2c41d84a6e", fmt.Sprintf("acc_%016x", i)}).
 			Build()
 		if err != nil {
 			log.Fatal(err)
