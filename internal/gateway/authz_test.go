@@ -37,6 +37,7 @@ apis:
       - {operation: "PATCH /accounts/{accountId}", allow: "params.accountId in identity.claims.account_ids"}
       - {operation: "GET /accounts", allow: "!('customerId' in request.query) || request.query.customerId == identity.subject"}
       - {operation: "POST /payments", allow: "request.body.debtorAccountId in identity.claims.account_ids"}
+      - {operation: "POST /transfers", allow: "request.body.debtor.accountId in identity.claims.account_ids"}
       - {operation: "GET /cards/{cardId}", owner: "response.body.customerId == identity.subject"}
     authorize: {admin_roles: [bank-admin], mode: %s}
 `, testToken, testIssuer, bankURL, mode)
@@ -106,6 +107,10 @@ func payment(from string) string {
 	return `{"debtorAccountId":"` + from + `","creditorIban":"GB33BUKB20201555555555","creditorName":"Ann","amount":"1.00","currency":"GBP"}`
 }
 
+func transfer(from string) string {
+	return `{"debtor":{"accountId":"` + from + `"},"creditor":{"iban":"GB33BUKB20201555555555","name":"Ann"},"amount":"1.00","currency":"GBP"}`
+}
+
 // TestBOLAAgainstDemoBank is issue #5's acceptance test, in enforce mode.
 func TestBOLAAgainstDemoBank(t *testing.T) {
 	f := startBankAuthz(t, "enforce")
@@ -122,6 +127,8 @@ func TestBOLAAgainstDemoBank(t *testing.T) {
 		{"other's accounts by query id", "GET", "/api/v1/accounts?customerId=" + f.b.CustomerID, "", 403, "object_denied"},
 		{"payment from own account (body id)", "POST", "/api/v1/payments", payment(f.aAcc), 201, ""},
 		{"payment from other's account (body id)", "POST", "/api/v1/payments", payment(f.bAcc), 403, "object_denied"},
+		{"transfer from own account (nested body id)", "POST", "/api/v1/transfers", transfer(f.aAcc), 201, ""},
+		{"transfer from other's account (nested body id)", "POST", "/api/v1/transfers", transfer(f.bAcc), 403, "object_denied"},
 		{"own card (response owner)", "GET", "/api/v1/cards/" + f.aCard, "", 200, ""},
 		{"other's card (response owner)", "GET", "/api/v1/cards/" + f.bCard, "", 403, "object_owner_mismatch"},
 		{"customer on an admin operation", "GET", "/api/v1/admin/customers", "", 403, "admin_operation"},

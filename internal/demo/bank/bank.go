@@ -303,6 +303,7 @@ var routeTable = []route{
 	{Route{"GET", "/cards", "listCards"}, (*Bank).listCards},
 	{Route{"GET", "/cards/{cardId}", "getCard"}, (*Bank).getCard},
 	{Route{"POST", "/payments", "createPayment"}, (*Bank).createPayment},
+	{Route{"POST", "/transfers", "createTransfer"}, (*Bank).createTransfer},
 	{Route{"GET", "/payments/{paymentId}", "getPayment"}, (*Bank).getPayment},
 	{Route{"GET", "/admin/customers", "adminListCustomers"}, (*Bank).adminListCustomers},
 	{Route{"GET", "/health", "health"}, (*Bank).health},

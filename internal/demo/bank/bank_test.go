@@ -258,6 +258,15 @@ func TestEndpoints(t *testing.T) {
 					t.Errorf("GET %s = %d %s", loc, got.Code, got.Body)
 				}
 			}},
+		{name: "transfer with nested parties", op: "createTransfer", method: "POST", target: "/transfers", ctype: js,
+			body: `{"debtor":{"accountId":"` + acc.AccountID + `"},"creditor":{"iban":"GB82WEST12345698765432","name":"Seán O'Connor"},"amount":"12.50","currency":"` + acc.Currency + `"}`, status: 201,
+			check: func(t *testing.T, m map[string]any, _ *httptest.ResponseRecorder) {
+				if m["debtorAccountId"] != acc.AccountID || m["creditorName"] != "Seán O'Connor" {
+					t.Fatalf("transfer = %v", m)
+				}
+			}},
+		{name: "transfer without debtor", op: "createTransfer", method: "POST", target: "/transfers", ctype: js,
+			body: `{"creditor":{"iban":"GB82WEST12345698765432","name":"A"},"amount":"1.00","currency":"GBP"}`, status: 400},
 		{name: "payment without reference", op: "createPayment", method: "POST", target: "/payments", ctype: js,
 			body: pay(func(m map[string]any) { delete(m, "reference") }), status: 201},
 		{name: "payment missing everything", op: "createPayment", method: "POST", target: "/payments", ctype: js, body: `{}`, status: 400,

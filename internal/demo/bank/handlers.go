@@ -297,18 +297,55 @@ func (b *Bank) getCard(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, b.cards[i])
 }
 
+// paymentRequest is the flat form of a payment instruction.
+type paymentRequest struct {
+	DebtorAccountID *string `json:"debtorAccountId"`
+	CreditorIBAN    *string `json:"creditorIban"`
+	CreditorName    *string `json:"creditorName"`
+	Amount          *string `json:"amount"`
+	Currency        *string `json:"currency"`
+	Reference       *string `json:"reference"`
+}
+
 func (b *Bank) createPayment(w http.ResponseWriter, r *http.Request) {
+	var req paymentRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	b.initiate(w, r, req)
+}
+
+// createTransfer is createPayment with the parties nested, as many real
+// payment APIs have them ({"debtor": {"accountId": ...}}): the demo's
+// object rules must find an id inside a nested body too.
+func (b *Bank) createTransfer(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		DebtorAccountID *string `json:"debtorAccountId"`
-		CreditorIBAN    *string `json:"creditorIban"`
-		CreditorName    *string `json:"creditorName"`
-		Amount          *string `json:"amount"`
-		Currency        *string `json:"currency"`
-		Reference       *string `json:"reference"`
+		Debtor *struct {
+			AccountID *string `json:"accountId"`
+		} `json:"debtor"`
+		Creditor *struct {
+			IBAN *string `json:"iban"`
+			Name *string `json:"name"`
+		} `json:"creditor"`
+		Amount    *string `json:"amount"`
+		Currency  *string `json:"currency"`
+		Reference *string `json:"reference"`
 	}
 	if !decodeJSON(w, r, &req) {
 		return
 	}
+	flat := paymentRequest{Amount: req.Amount, Currency: req.Currency, Reference: req.Reference}
+	if req.Debtor != nil {
+		flat.DebtorAccountID = req.Debtor.AccountID
+	}
+	if req.Creditor != nil {
+		flat.CreditorIBAN, flat.CreditorName = req.Creditor.IBAN, req.Creditor.Name
+	}
+	b.initiate(w, r, flat)
+}
+
+// initiate validates a payment instruction and records it.
+func (b *Bank) initiate(w http.ResponseWriter, r *http.Request, req paymentRequest) {
 	var bad []InvalidParam
 	required := func(name string, v *string) bool {
 		if v == nil || *v == "" {
