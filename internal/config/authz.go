@@ -92,9 +92,7 @@ func (c *Config) validateAuthz(add func(string, string, ...any)) {
 			}
 		}
 		if az := a.Authorize; az != nil {
-			if az.Mode != "" && az.Mode != "enforce" && az.Mode != "monitor" {
-				add(p+".authorize.mode", "must be enforce or monitor, got %q", clip(az.Mode))
-			}
+			checkMode(add, p+".authorize.mode", az.Mode)
 			for j, op := range az.AdminOperations {
 				if !validOperationKey(op) {
 					add(fmt.Sprintf("%s.authorize.admin_operations[%d]", p, j), "must be an operation such as \"GET /admin/customers\", got %q", clip(op))

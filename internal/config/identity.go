@@ -229,17 +229,7 @@ func (c *Config) validateIdentity(add, warn func(string, string, ...any)) {
 	names := map[string]string{}
 	for i, p := range c.Identity {
 		path := fmt.Sprintf("identity[%d]", i)
-		switch {
-		case p.Name == "":
-			add(path+".name", "required")
-		case !validName(p.Name):
-			add(path+".name", "must be letters, digits, '-', '_' or '.', at most 64 characters")
-		default:
-			if prev, dup := names[p.Name]; dup {
-				add(path+".name", "duplicate provider name %q (also %s)", p.Name, prev)
-			}
-			names[p.Name] = path
-		}
+		checkName(add, path+".name", "provider", p.Name, names)
 		n := 0
 		for _, set := range []bool{p.JWT != nil, p.Introspection != nil, p.APIKey != nil, p.MTLS != nil} {
 			if set {

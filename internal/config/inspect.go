@@ -108,11 +108,6 @@ func (c *Config) inspectDefaults() {
 }
 
 func (c *Config) validateInspect(add func(string, string, ...any)) {
-	mode := func(p, m string) {
-		if m != "" && m != "enforce" && m != "monitor" {
-			add(p, "must be enforce or monitor, got %q", clip(m))
-		}
-	}
 	for i, a := range c.APIs {
 		p := fmt.Sprintf("apis[%d]", i)
 		if v := a.Validate; v != nil {
@@ -125,7 +120,7 @@ func (c *Config) validateInspect(add func(string, string, ...any)) {
 			if v.MaxResponseBytes < 1024 || v.MaxResponseBytes > 64<<20 {
 				add(p+".validate.max_response_bytes", "must be between 1KiB and 64MiB")
 			}
-			mode(p+".validate.mode", v.Mode)
+			checkMode(add, p+".validate.mode", v.Mode)
 		}
 		if d := a.Data; d != nil {
 			seen := map[string]string{}
@@ -149,7 +144,7 @@ func (c *Config) validateInspect(add func(string, string, ...any)) {
 			if d.MaxScanBytes < 1024 || d.MaxScanBytes > 64<<20 {
 				add(p+".data.max_scan_bytes", "must be between 1KiB and 64MiB")
 			}
-			mode(p+".data.mode", d.Mode)
+			checkMode(add, p+".data.mode", d.Mode)
 		}
 		if w := a.WAF; w != nil {
 			if w.Paranoia < 1 || w.Paranoia > 4 {
@@ -180,7 +175,7 @@ func (c *Config) validateInspect(add func(string, string, ...any)) {
 					}
 				}
 			}
-			mode(p+".waf.mode", w.Mode)
+			checkMode(add, p+".waf.mode", w.Mode)
 		}
 	}
 }

@@ -295,20 +295,8 @@ func (c *Config) validate() []fieldErr {
 	routes := map[string]string{}
 	for i, a := range c.APIs {
 		p := fmt.Sprintf("apis[%d]", i)
-		switch {
-		case a.Name == "":
-			add(p+".name", "required")
-		case !validName(a.Name):
-			add(p+".name", "must be letters, digits, '-', '_' or '.', at most 64 characters")
-		default:
-			if prev, dup := names[a.Name]; dup {
-				add(p+".name", "duplicate API name %q (also %s)", a.Name, prev)
-			}
-			names[a.Name] = p
-		}
-		if a.Mode != "enforce" && a.Mode != "monitor" {
-			add(p+".mode", "must be enforce or monitor, got %q", clip(a.Mode))
-		}
+		checkName(add, p+".name", "API", a.Name, names)
+		checkMode(add, p+".mode", a.Mode) // defaulted to enforce when empty
 		pp := a.Match.PathPrefix
 		if !strings.HasPrefix(pp, "/") || strings.ContainsAny(pp, "?#") || strings.Contains(pp, "//") {
 			add(p+".match.path_prefix", "must be an absolute path such as /api/v1, got %q", clip(pp))
@@ -389,6 +377,31 @@ func (c *Config) validateUpstream(add, warn func(string, string, ...any), p stri
 		if t.InsecureSkipVerify {
 			warn(p+".tls.insecure_skip_verify", "upstream certificate is not verified: traffic can be intercepted")
 		}
+	}
+}
+
+// checkMode reports a mode that is neither enforce nor monitor; an empty
+// mode (a protection inheriting the API's) is fine.
+func checkMode(add func(string, string, ...any), path, m string) {
+	if m != "" && m != "enforce" && m != "monitor" {
+		add(path, "must be enforce or monitor, got %q", clip(m))
+	}
+}
+
+// checkName checks the name of a listed item (an API, an identity
+// provider) and that no earlier item of the same kind has it; seen maps
+// names to the path of their first use.
+func checkName(add func(string, string, ...any), path, kind, name string, seen map[string]string) {
+	switch {
+	case name == "":
+		add(path, "required")
+	case !validName(name):
+		add(path, "must be letters, digits, '-', '_' or '.', at most 64 characters")
+	default:
+		if prev, dup := seen[name]; dup {
+			add(path, "duplicate %s name %q (also %s)", kind, name, prev)
+		}
+		seen[name] = strings.TrimSuffix(path, ".name")
 	}
 }
 
