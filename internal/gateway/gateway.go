@@ -71,6 +71,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	g := &Gateway{opts: opts, logger: opts.Logger, metrics: metrics.New(opts.Version)}
+	g.metrics.RegisterInFlight(func() float64 { return float64(g.inFlight.Load()) })
 	g.guard = newConnGuard(func() int { return g.snap.Load().cfg.Limits.MaxConnsPerIP },
 		func() { g.metrics.ConnRejected.WithLabelValues("conns_per_ip").Inc() })
 	snap, err := g.compile(ctx, cfg, nil)

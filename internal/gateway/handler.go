@@ -56,7 +56,6 @@ func (h listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	n := g.inFlight.Add(1)
-	g.metrics.InFlight.Inc()
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler { //nolint:errorlint // sentinel compared by identity, as net/http does
@@ -114,7 +113,6 @@ func (g *Gateway) finish(x *pipeline.Exchange, rw *responseWriter) {
 	}
 	x.BytesOut = rw.bytes
 	g.inFlight.Add(-1)
-	g.metrics.InFlight.Dec()
 	g.recorder.Record(x, time.Now())
 	x.Reset()
 	exchanges.Put(x)

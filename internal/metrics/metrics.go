@@ -38,7 +38,6 @@ type Metrics struct {
 	UpstreamDuration *prometheus.HistogramVec // api, result
 	UpstreamRetries  *prometheus.CounterVec   // api
 	BreakerOpen      *prometheus.GaugeVec     // api
-	InFlight         prometheus.Gauge
 	Connections      prometheus.Gauge
 	ConnRejected     *prometheus.CounterVec // reason
 	Reloads          *prometheus.CounterVec // outcome
@@ -87,10 +86,6 @@ func New(version string) *Metrics {
 			Name: "bulwark_upstream_circuit_open",
 			Help: "1 while the API's upstream circuit breaker is open.",
 		}, []string{"api"}),
-		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "bulwark_in_flight_requests",
-			Help: "Requests being handled now.",
-		}),
 		Connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bulwark_open_connections",
 			Help: "Client connections open now.",
@@ -129,7 +124,7 @@ func New(version string) *Metrics {
 		}, []string{"version"}),
 	}
 	r.MustRegister(m.Requests, m.Decisions, m.RequestDuration, m.StageDuration,
-		m.UpstreamDuration, m.UpstreamRetries, m.BreakerOpen, m.InFlight, m.Connections,
+		m.UpstreamDuration, m.UpstreamRetries, m.BreakerOpen, m.Connections,
 		m.ConnRejected, m.Reloads, m.ReloadTimestamp, m.Panics, m.Info,
 		m.KeySetFetches, m.AuthCache, m.IdentityDepErrs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -138,6 +133,15 @@ func New(version string) *Metrics {
 	}
 	m.Info.WithLabelValues(version).Set(1)
 	return m
+}
+
+// RegisterInFlight exposes the gateway's own in-flight counter, so the
+// request path keeps one counter instead of a counter and a gauge.
+func (m *Metrics) RegisterInFlight(n func() float64) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "bulwark_in_flight_requests",
+		Help: "Requests being handled now.",
+	}, n))
 }
 
 // ObserveStage implements pipeline.StageTimer.
