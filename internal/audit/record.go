@@ -49,7 +49,12 @@ type Record struct {
 	Status                                        int
 	Latency, UpstreamLatency                      time.Duration
 	Client                                        string // client address ip:port
-	Mode                                          string // "enforce" | "monitor"
+	// ForwardedFor is the client address a trusted proxy reported, when
+	// it did (Client is then the proxy).
+	ForwardedFor string
+	// Username is the hash of a login attempt's username (brute_force).
+	Username string
+	Mode     string // "enforce" | "monitor"
 	// DataClasses are the sensitive-data classes seen in the bodies.
 	RequestClasses, ResponseClasses []string
 	// Subject, Provider and Auth identify the authenticated caller (PCI DSS
@@ -138,6 +143,12 @@ func (e *encoder) append(dst []byte, r *Record) []byte {
 		slog.String("client", capString(r.Client, MaxFieldBytes)),
 		slog.String("mode", capString(r.Mode, MaxFieldBytes)),
 	)
+	if r.ForwardedFor != "" {
+		a = append(a, slog.String("forwarded_for", capString(r.ForwardedFor, MaxFieldBytes)))
+	}
+	if r.Username != "" {
+		a = append(a, slog.String("username_hash", capString(r.Username, MaxFieldBytes)))
+	}
 	if r.Subject != "" {
 		a = append(a,
 			slog.String("subject", capString(r.Subject, MaxFieldBytes)),

@@ -92,6 +92,13 @@ type Store struct {
 type Cluster struct {
 	RedisURL string `yaml:"redis_url"`
 	NATSURL  string `yaml:"nats_url"`
+	// RedisTimeout bounds one Redis command; beyond it the local fallback
+	// decides. Default 100ms.
+	RedisTimeout Duration `yaml:"redis_timeout"`
+	// RedisFallback is what limits do while Redis is unreachable: local
+	// (per-replica counters, the default), open (allow) or closed (refuse
+	// with 429).
+	RedisFallback string `yaml:"redis_fallback"`
 }
 
 // Audit is the tamper-evident exchange log.
@@ -127,6 +134,12 @@ type Forwarding struct {
 	// forwarded, in addition to the forwarding headers Bulwark always
 	// rebuilds. List here every header your upstreams trust for identity.
 	StripHeaders []string `yaml:"strip_headers"`
+	// TrustedProxies are the CIDRs (or addresses) of load balancers whose
+	// ClientAddressHeader is believed. From any other peer the TCP address
+	// is the client, so a header cannot dodge a limit.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ClientAddressHeader is X-Forwarded-For (default) or Forwarded.
+	ClientAddressHeader string `yaml:"client_address_header"`
 }
 
 // API is one protected API: how requests are matched to it, where they go,
@@ -168,6 +181,13 @@ type API struct {
 	// Authorize is function-level authorization (BFLA), tenant isolation
 	// and the authorization stage's mode.
 	Authorize *Authorize `yaml:"authorize"`
+
+	// RateLimits are the API's rate limits and quotas.
+	RateLimits []RateLimit `yaml:"rate_limits"`
+	// Throttle is the API's concurrency limit and load shedding.
+	Throttle *Throttle `yaml:"throttle"`
+	// BruteForce protects the API's login operation.
+	BruteForce *BruteForce `yaml:"brute_force"`
 }
 
 // Match selects the requests of an API.

@@ -170,6 +170,26 @@ func TestValidFull(t *testing.T) {
 	if *c.RequestID.AcceptIncoming {
 		t.Error("accept_incoming false was lost")
 	}
+	p := c.APIs[1]
+	wantNames := []string{"ip", "ip-2", "tenant", "operation"}
+	for i, rl := range p.RateLimits {
+		if rl.Name != wantNames[i] {
+			t.Errorf("rate_limits[%d].name = %q, want %q", i, rl.Name, wantNames[i])
+		}
+	}
+	if p.RateLimits[0].Burst != 50 || p.RateLimits[1].Burst != 5 || p.RateLimits[3].Burst != 0 {
+		t.Errorf("bursts: %d %d %d", p.RateLimits[0].Burst, p.RateLimits[1].Burst, p.RateLimits[3].Burst)
+	}
+	if th := p.Throttle; th.MaxConcurrency != 64 || th.QueueTimeout.D() != 500*time.Millisecond || !th.Adaptive {
+		t.Errorf("throttle: %+v", th)
+	}
+	if bf := p.BruteForce; bf.Lockout.D() != 15*time.Minute || *bf.Delay != 0 || bf.MaxClientFailures != 20 ||
+		len(bf.FailureStatuses) != 2 || bf.MaxUsernamesPerClient != DefaultStuffingThreshold {
+		t.Errorf("brute_force defaults: %+v", bf)
+	}
+	if c.Cluster.RedisFallback != "local" || c.Forwarding.ClientAddressHeader != "X-Forwarded-For" || len(c.Forwarding.TrustedProxies) != 3 {
+		t.Errorf("cluster/forwarding defaults: %+v %+v", c.Cluster, c.Forwarding)
+	}
 	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "plain-HTTP") {
 		t.Errorf("want one plain-HTTP warning, got %v", c.Warnings)
 	}

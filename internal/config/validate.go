@@ -14,6 +14,7 @@ import (
 func (c *Config) applyDefaults() {
 	defer c.identityDefaults()
 	defer c.inspectDefaults()
+	defer c.abuseDefaults()
 	l := &c.Limits
 	setDur(&l.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDur(&l.ReadTimeout, DefaultReadTimeout)
@@ -287,6 +288,7 @@ func (c *Config) validate() []fieldErr {
 	c.validateIdentity(add, warn)
 	c.validateInspect(add)
 	c.validateAuthz(add)
+	c.validateAbuse(add)
 
 	if len(c.APIs) == 0 {
 		add("apis", "at least one API is required")

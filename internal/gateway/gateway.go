@@ -47,6 +47,7 @@ type Gateway struct {
 	audit    *audit.Writer
 	recorder *record.Recorder
 	guard    *connGuard
+	abuse    abuse
 
 	snap     atomic.Pointer[snapshot]
 	inFlight atomic.Int64
@@ -74,8 +75,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error
 	g.metrics.RegisterInFlight(func() float64 { return float64(g.inFlight.Load()) })
 	g.guard = newConnGuard(func() int { return g.snap.Load().cfg.Limits.MaxConnsPerIP },
 		func() { g.metrics.ConnRejected.WithLabelValues("conns_per_ip").Inc() })
+	if err := g.openAbuse(cfg); err != nil {
+		return nil, err
+	}
 	snap, err := g.compile(ctx, cfg, nil)
 	if err != nil {
+		g.closeAbuse()
 		return nil, err
 	}
 	g.snap.Store(snap)
@@ -279,6 +284,7 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	}
 	closeUnused(g.snap.Load().providers, nil)
 	retireWAFs(g.snap.Load().wafs, nil, 0)
+	g.closeAbuse()
 	if g.audit != nil {
 		if err := g.audit.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close audit log: %w", err))
@@ -353,6 +359,9 @@ func (g *Gateway) warnRestartOnly(old, cur *config.Config) {
 	if ol.ReadHeaderTimeout != cl.ReadHeaderTimeout || ol.ReadTimeout != cl.ReadTimeout || ol.WriteTimeout != cl.WriteTimeout ||
 		ol.IdleTimeout != cl.IdleTimeout {
 		g.logger.Warn("limits timeouts changed: restart to apply (header, body and in-flight limits apply now)")
+	}
+	if old.Cluster.RedisURL != cur.Cluster.RedisURL || old.Cluster.RedisTimeout != cur.Cluster.RedisTimeout || old.Cluster.RedisFallback != cur.Cluster.RedisFallback {
+		g.logger.Warn("cluster.redis_url, redis_timeout or redis_fallback changed: restart to apply")
 	}
 	if old.Admin.Addr != cur.Admin.Addr || old.Admin.Disabled != cur.Admin.Disabled {
 		g.logger.Warn("admin listener address changed: restart to apply")

@@ -42,6 +42,7 @@ func (h listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.Pipeline = snap.pipeline
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		x.Client = ap
+		x.ClientAddr, x.ViaProxy = snap.clients.resolve(ap.Addr(), r.Header)
 	}
 	x.RequestID = requestID(r.Header.Get(cfg.RequestID.Header), *cfg.RequestID.AcceptIncoming)
 	ctx := pipeline.NewContext(r.Context(), x)
@@ -94,7 +95,11 @@ func (h listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = &bodyReader{rc: r.Body, x: x, max: maxBody}
 	}
 
-	if d := snap.pipeline.RunRequest(ctx, x); d != nil {
+	d := snap.pipeline.RunRequest(ctx, x)
+	for _, h := range x.ResponseHeaders {
+		hdr.Set(h.Name, h.Value)
+	}
+	if d != nil {
 		pipeline.WriteDecision(rw, d, x.RequestID)
 		return
 	}
@@ -112,6 +117,9 @@ func (g *Gateway) finish(x *pipeline.Exchange, rw *responseWriter) {
 		x.Status = 499 // the client went away before any response (nginx's convention)
 	}
 	x.BytesOut = rw.bytes
+	if x.Slot != nil {
+		x.Slot.Release(x)
+	}
 	g.inFlight.Add(-1)
 	g.recorder.Record(x, time.Now())
 	x.Reset()

@@ -16,7 +16,10 @@ import (
 	"github.com/bulwarkapi/bulwark/internal/spec"
 	"github.com/bulwarkapi/bulwark/internal/stage/authn"
 	"github.com/bulwarkapi/bulwark/internal/stage/authz"
+	stagebf "github.com/bulwarkapi/bulwark/internal/stage/bruteforce"
+	stagerl "github.com/bulwarkapi/bulwark/internal/stage/ratelimit"
 	"github.com/bulwarkapi/bulwark/internal/stage/route"
+	stagethrottle "github.com/bulwarkapi/bulwark/internal/stage/throttle"
 	"github.com/bulwarkapi/bulwark/internal/upstream"
 )
 
@@ -27,13 +30,15 @@ type snapshot struct {
 	cfg       *config.Config
 	pipeline  *pipeline.Pipeline
 	route     *route.Stage
-	proxies   map[string]*upstream.Proxy // by API name
-	specs     map[string]*spec.Document  // by API name
-	providers map[string]*provider       // identity providers by name
-	wafs      map[string]wafEntry        // WAFs by API name, reused on reload
-	tls       []*tls.Config              // per listener; nil for plain HTTP
-	hsts      []string                   // per listener; "" for none
-	files     []string                   // every file the snapshot was built from, for the watcher
+	proxies   map[string]*upstream.Proxy      // by API name
+	specs     map[string]*spec.Document       // by API name
+	providers map[string]*provider            // identity providers by name
+	wafs      map[string]wafEntry             // WAFs by API name, reused on reload
+	tls       []*tls.Config                   // per listener; nil for plain HTTP
+	hsts      []string                        // per listener; "" for none
+	clients   clientAddrs                     // how the client address is resolved
+	throttles map[string]*stagethrottle.Stage // by API name, reused on reload
+	files     []string                        // every file the snapshot was built from, for the watcher
 	loaded    time.Time
 }
 
@@ -87,8 +92,21 @@ func (g *Gateway) compile(ctx context.Context, cfg *config.Config, prev *snapsho
 		s.hsts = append(s.hsts, hsts)
 	}
 
+	for i, t := range cfg.Forwarding.TrustedProxies {
+		pfx, err := config.ParsePrefix(t)
+		if err != nil {
+			fail(fmt.Sprintf("forwarding.trusted_proxies[%d]", i), err)
+			continue
+		}
+		s.clients.trusted = append(s.clients.trusted, pfx)
+	}
+	s.clients.forwarded = strings.EqualFold(cfg.Forwarding.ClientAddressHeader, "Forwarded")
+
 	s.providers = g.buildProviders(ctx, cfg, prev, fail)
 	authStages := map[string]pipeline.Stage{}
+	rateStages, throttleStages := map[string]pipeline.Stage{}, map[string]pipeline.Stage{}
+	loginReq, loginResp := map[string]pipeline.Stage{}, map[string]pipeline.ResponseStage{}
+	s.throttles = map[string]*stagethrottle.Stage{}
 	inspect := newStageSet()
 	authzReq, authzResp := map[string]pipeline.Stage{}, map[string]pipeline.ResponseStage{}
 	env, err := policy.NewEnv()
@@ -135,6 +153,9 @@ func (g *Gateway) compile(ctx context.Context, cfg *config.Config, prev *snapsho
 		} else if st != nil {
 			authStages[a.Name] = st
 		}
+		g.addRateLimits(rateStages, env, a, s.specs[a.Name], fail, p)
+		g.addThrottle(throttleStages, s.throttles, a, prev, fail, p)
+		g.addBruteForce(loginReq, loginResp, env, a, s.specs[a.Name], fail, p)
 		g.addInspection(inspect, a, s.specs[a.Name], cfg, prev, fail, p)
 		addAuthz(authzReq, authzResp, env, a, s.specs[a.Name], fail, p)
 		if st, ok := inspect.waf[a.Name]; ok {
@@ -183,12 +204,28 @@ func (g *Gateway) compile(ctx context.Context, cfg *config.Config, prev *snapsho
 	if len(authStages) > 0 {
 		stages = append(stages, pipeline.NewByAPI(authn.StageName, authStages))
 	}
+	if len(rateStages) > 0 {
+		stages = append(stages, pipeline.NewByAPI(stagerl.StageName, rateStages))
+	}
+	if len(loginReq) > 0 {
+		stages = append(stages, pipeline.NewByAPI(stagebf.StageName, loginReq))
+	}
 	inspectReq, inspectResp := inspect.stages()
 	stages = append(stages, inspectReq...)
 	if len(authzReq) > 0 {
 		stages = append(stages, pipeline.NewByAPI(authz.StageName, authzReq))
 	}
+	if len(throttleStages) > 0 {
+		// Last: a slot is held only by requests every check let through,
+		// and only for as long as the upstream works on them.
+		stages = append(stages, pipeline.NewByAPI(stagethrottle.StageName, throttleStages))
+	}
 	var respStages []pipeline.ResponseStage
+	if len(loginResp) > 0 {
+		// First: a login's outcome is the upstream's answer, before any
+		// later stage replaces it.
+		respStages = append(respStages, pipeline.NewByAPIResponse(stagebf.StageName, loginResp))
+	}
 	if len(authzResp) > 0 {
 		// The owner check runs first: a response it refuses is never
 		// validated or scanned.

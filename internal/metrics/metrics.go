@@ -47,6 +47,10 @@ type Metrics struct {
 	AuthCache        *prometheus.CounterVec // provider, result
 	IdentityDepErrs  *prometheus.CounterVec // provider
 	Info             *prometheus.GaugeVec   // version
+	RedisUp          prometheus.Gauge
+	RedisErrors      prometheus.Counter
+	Fallbacks        *prometheus.CounterVec // component
+	BruteForceAlerts *prometheus.CounterVec // api, reason
 }
 
 // New registers every metric on a fresh registry, with the Go runtime and
@@ -118,6 +122,22 @@ func New(version string) *Metrics {
 			Name: "bulwark_identity_dependency_errors_total",
 			Help: "Failures of an endpoint an identity provider depends on (JWKS, introspection).",
 		}, []string{"provider"}),
+		RedisUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bulwark_redis_up",
+			Help: "1 while the cluster Redis answers, 0 while limits are decided by the fallback (absent without cluster.redis_url).",
+		}),
+		RedisErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bulwark_redis_errors_total",
+			Help: "Failed Redis commands (timeouts, refused connections).",
+		}),
+		Fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_cluster_fallback_total",
+			Help: "Decisions made by the fallback (cluster.redis_fallback) because Redis was unavailable, by component (ratelimit, brute_force).",
+		}, []string{"component"}),
+		BruteForceAlerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_brute_force_alerts_total",
+			Help: "Credential-stuffing and distributed brute-force alerts raised, by API and reason.",
+		}, []string{"api", "reason"}),
 		Info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "bulwark_build_info",
 			Help: "Always 1; the version label says which build runs.",
@@ -127,6 +147,7 @@ func New(version string) *Metrics {
 		m.UpstreamDuration, m.UpstreamRetries, m.BreakerOpen, m.Connections,
 		m.ConnRejected, m.Reloads, m.ReloadTimestamp, m.Panics, m.Info,
 		m.KeySetFetches, m.AuthCache, m.IdentityDepErrs,
+		m.RedisErrors, m.Fallbacks, m.BruteForceAlerts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{"success", "failure"} {
 		m.Reloads.WithLabelValues(o)

@@ -45,6 +45,12 @@ type Exchange struct {
 	Request *http.Request
 	// Client is the address of the TCP peer.
 	Client netip.AddrPort
+	// ClientAddr is the client's address: the TCP peer's, or, when the peer
+	// is a trusted proxy, the address it reported (forwarding.trusted_proxies).
+	// Limits, brute-force counters and policies key on it.
+	ClientAddr netip.Addr
+	// ViaProxy reports that ClientAddr came from a trusted proxy's header.
+	ViaProxy bool
 	// TLS reports whether the request arrived over TLS.
 	TLS bool
 
@@ -90,14 +96,56 @@ type Exchange struct {
 	// authorization decision was made about, for the detectors.
 	ObjectIDs []string
 
+	// ResponseHeaders are headers a stage wants on the response to the
+	// client whatever the outcome (RateLimit, RateLimit-Policy): set on an
+	// upstream response and on a problem alike.
+	ResponseHeaders []Header
+	// Username is the hash of a login attempt's username (brute_force),
+	// for the response stage, the audit log and the detectors; never the
+	// username itself.
+	Username string
+	// Slot is held by a stage for the life of the exchange (a throttle
+	// slot); the gateway releases it when the exchange ends.
+	Slot Releaser
+
 	bodies bodyState
+}
+
+// Header is one response header set by a stage.
+type Header struct{ Name, Value string }
+
+// Releaser is something an exchange holds until it ends. Release is
+// called exactly once, after the response is written, before the
+// exchange is recorded.
+type Releaser interface {
+	Release(x *Exchange)
 }
 
 // Reset clears the exchange for reuse, keeping the capacity of its slices.
 func (x *Exchange) Reset() {
-	d, p := x.Decisions[:0], x.Params[:0]
+	d, p, h := x.Decisions[:0], x.Params[:0], x.ResponseHeaders[:0]
 	clear(x.Decisions[:cap(x.Decisions)])
-	*x = Exchange{Decisions: d, Params: p}
+	*x = Exchange{Decisions: d, Params: p, ResponseHeaders: h}
+}
+
+// clientIPv6Prefix groups IPv6 clients by /64 in ClientKey: a subscriber
+// usually holds a whole /64 and can rotate through it at will, so a
+// per-address counter would not count anyone.
+const clientIPv6Prefix = 64
+
+// ClientKey is the client address as abuse counters key on it: an IPv4
+// address as is, an IPv6 address by its /64.
+func (x *Exchange) ClientKey() string {
+	a := x.ClientAddr
+	if !a.IsValid() {
+		a = x.Client.Addr().Unmap()
+	}
+	if a.Is6() {
+		if p, err := a.Prefix(clientIPv6Prefix); err == nil {
+			return p.String()
+		}
+	}
+	return a.String()
 }
 
 // Record appends a decision to the trail.

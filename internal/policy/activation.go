@@ -109,7 +109,10 @@ func (a *activation) ResolveName(name string) (any, bool) {
 func (a *activation) requestValue() ref.Val {
 	r := a.x.Request
 	client := ""
-	if a.x.Client.IsValid() {
+	switch {
+	case a.x.ClientAddr.IsValid():
+		client = a.x.ClientAddr.String()
+	case a.x.Client.IsValid():
 		client = a.x.Client.Addr().Unmap().String()
 	}
 	path := ""

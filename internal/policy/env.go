@@ -14,7 +14,8 @@
 //	           the upstream),
 //	           body dyn (the JSON-decoded request body; null when there is
 //	           none, it is not JSON, or it is larger than MaxBodyBytes),
-//	           client string (the TCP peer's IP address)
+//	           client string (the client's IP address: the TCP peer's, or the
+//	           one a trusted proxy reported)
 //	params     map(string,string): path parameters of the matched operation
 //	operation  string: "METHOD /template" of the matched operation
 //	api        string: the matched API's name
@@ -42,6 +43,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
@@ -137,6 +139,28 @@ func (p *Program) Side() Side { return p.side }
 // Using response in a request-side expression is a compile error
 // (undeclared reference).
 func (e *Env) Compile(expr string, side Side) (*Program, error) {
+	return e.compile(expr, side, valueBool)
+}
+
+// CompileKey compiles an expression that gives a key rather than a
+// decision: a string, an int, a uint, or a dyn value that turns out to be
+// one at evaluation (request.body.username). Evaluate it with EvalKey.
+func (e *Env) CompileKey(expr string, side Side) (*Program, error) {
+	return e.compile(expr, side, valueKey)
+}
+
+// value kinds a program is compiled for.
+const (
+	valueBool = iota
+	valueKey
+)
+
+func keyTypeOK(t *types.Type) bool {
+	return t.IsExactType(types.StringType) || t.IsExactType(types.IntType) ||
+		t.IsExactType(types.UintType) || t.IsExactType(types.DynType)
+}
+
+func (e *Env) compile(expr string, side Side, want int) (*Program, error) {
 	if len(expr) > MaxExpressionBytes {
 		return nil, fmt.Errorf("policy: expression is %d bytes, more than the limit of %d", len(expr), MaxExpressionBytes)
 	}
@@ -153,7 +177,10 @@ func (e *Env) Compile(expr string, side Side) (*Program, error) {
 		}
 		return nil, ce
 	}
-	if t := ast.OutputType(); !t.IsExactType(types.BoolType) {
+	if t := ast.OutputType(); !t.IsExactType(types.BoolType) && !(want == valueKey && keyTypeOK(t)) {
+		if want == valueKey {
+			return nil, fmt.Errorf("policy: %s-side expression has type %s, want a string (or a number, or a dyn value that is one)", side, t)
+		}
 		return nil, fmt.Errorf("policy: %s-side expression has type %s, want bool (compare a dyn value explicitly, e.g. `x == true`)", side, t)
 	}
 	prg, err := env.Program(ast,
@@ -182,6 +209,34 @@ func (e *CompileError) Error() string {
 }
 
 func (e *CompileError) Unwrap() error { return e.Err }
+
+// ErrNotKey says a key expression evaluated to something other than a
+// string or a whole number (null included: a missing username).
+var ErrNotKey = errors.New("policy: key expression did not evaluate to a string or a number")
+
+// EvalKey evaluates a program compiled with CompileKey and returns its
+// value as a string. Errors are those of Eval, and ErrNotKey.
+func (p *Program) EvalKey(ctx context.Context, a Activation) (string, error) {
+	if a.a == nil {
+		return "", errors.New("policy: zero Activation")
+	}
+	if p.side == Response && !a.a.hasResponse {
+		return "", ErrSide
+	}
+	out, _, err := p.prg.ContextEval(ctx, a.a)
+	if err != nil {
+		return "", fmt.Errorf("policy: evaluate: %w", err)
+	}
+	switch v := out.(type) {
+	case types.String:
+		return string(v), nil
+	case types.Int:
+		return strconv.FormatInt(int64(v), 10), nil
+	case types.Uint:
+		return strconv.FormatUint(uint64(v), 10), nil
+	}
+	return "", ErrNotKey
+}
 
 // ErrNotBool says an expression evaluated to something other than a bool
 // (possible only through a dyn value the checker could not see).

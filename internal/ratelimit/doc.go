@@ -56,4 +56,63 @@
 // Time is read only through the injected Now function and measured as a
 // duration since an epoch taken at construction, so a monotonic clock reading
 // (as time.Now provides) keeps decisions immune to wall-clock steps.
+//
+// # Redis store
+//
+// Redis keeps the same TAT in Redis so that every gateway replica shares one
+// limit. A decision is one Lua script run (EVALSHA, EVAL when the script is
+// not cached), atomic on the server, with the formulas above. Time is the
+// Redis server's clock (TIME), so replicas with skewed clocks agree, and the
+// TAT is stored as an integer count of microseconds since the Unix epoch
+// under Prefix+"r:"+key, with a PX expiry at the TAT (at least 1ms): an idle
+// key vanishes, and a read (n == 0) writes nothing.
+//
+// Because the server clock has microsecond resolution, the script works in
+// whole microseconds: T is rounded up to a whole microsecond and τ is that
+// T × Burst. For any limit whose T is a whole number of microseconds (100/s,
+// 5/m, 1000/h, 10000/d: any Period a multiple of Rate microseconds) the
+// decisions and the Result are Local's on a clock that ticks in
+// microseconds. Otherwise decisions at one instant are still Local's
+// (exactly Burst single events, the same Remaining), and each event costs
+// less than 1µs more than in Local, so Redis is never more lenient:
+// 3/s refills one event every 333334µs instead of 333333333ns. A rate finer
+// than one event per microsecond per key refills at one per microsecond.
+// τ is capped at 2^50µs (35 years) so the script's float64 arithmetic stays
+// exact.
+//
+// Arguments are validated in Go before any round trip. Every other failure
+// (dial, timeout, cancelled context, script error) is returned as
+// "ratelimit: redis: ..." and wraps neither ErrInvalidLimit nor
+// ErrExceedsBurst, so a caller can tell "bad request" from "store down".
+//
+// # Quotas
+//
+// A Quota allows Limit events per UTC calendar day or month for each key
+// ("10000/day", "250000/month"); the whole allowance comes back at 00:00 UTC
+// (on the 1st, for a month). QuotaStore.Take counts n events only if the
+// window's count stays within Limit, so a denial consumes nothing; n == 0
+// reads. ResetAfter is the time until the window ends.
+//
+// LocalQuotas keeps one counter per key and period in memory, sharded and
+// capped at MaxKeys like Local: when full, counters of ended windows go
+// first, then the counter with the lowest count (whose loss forgives the
+// fewest events). Redis keeps one counter per key and window under
+// Prefix+"q:"+key+":"+window ("d20260131", "m202601"), incremented only
+// when it stays within the limit and expiring ten minutes after the window
+// ends. The window is chosen with the gateway's own clock, not Redis's:
+// calendar arithmetic is simpler in Go and Redis Cluster requires the key to
+// be known before the script runs. The trade-off is that a replica whose
+// clock is s off counts into the neighbouring window for s around midnight.
+//
+// # Failover
+//
+// Failover puts a primary store (Redis) in front of a fallback, guarded by
+// a shared Health gate: while the gate is up the primary decides, and a
+// transport error marks it down (Health.Observe) and hands the decision to
+// the FallbackPolicy — FallbackLocal (a per-replica LocalStores, the
+// default), FallbackOpen (allow everything) or FallbackClosed (deny with a
+// one-second RetryAfter). While the gate is down the primary is not called
+// at all. Argument errors and the caller's own cancelled context are
+// returned as they are, without marking the store down. Results decided by
+// the fallback have Fallback set.
 package ratelimit

@@ -86,6 +86,8 @@ type Result struct {
 	ResetAfter time.Duration
 	// Limit is the limit the decision was made under.
 	Limit Limit
+	// Fallback reports that a Failover decided without its primary store.
+	Fallback bool
 }
 
 // Store decides rate-limit requests. Implementations must be safe for

@@ -183,8 +183,17 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		h.Del(name)
 	}
 	pr.SetXForwarded()
-	h.Set("Forwarded", forwarded(pr.In))
-	if x := pipeline.FromContext(pr.In.Context()); x != nil {
+	x := pipeline.FromContext(pr.In.Context())
+	client := ""
+	if x != nil && x.ViaProxy {
+		// The peer is a trusted proxy: the upstream learns the client it
+		// reported, then the proxy, as one more proxy in the chain would
+		// have written it. Entries the client could have forged are gone.
+		client = x.ClientAddr.String()
+		h.Set("X-Forwarded-For", client+", "+h.Get("X-Forwarded-For"))
+	}
+	h.Set("Forwarded", forwarded(pr.In, client))
+	if x != nil {
 		if p.opts.RequestIDHeader != "" {
 			h.Set(p.opts.RequestIDHeader, x.RequestID)
 		}
@@ -238,14 +247,19 @@ func ensureSlash(p string) string {
 	return p
 }
 
-// forwarded builds an RFC 7239 Forwarded header from the connection.
-func forwarded(r *http.Request) string {
+// forwarded builds an RFC 7239 Forwarded header from the connection, or
+// from client when a trusted proxy reported the client's address.
+func forwarded(r *http.Request, client string) string {
 	proto := "http"
 	if r.TLS != nil {
 		proto = "https"
 	}
 	var b strings.Builder
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if client != "" {
+		host, err = client, nil
+	}
+	if err == nil {
 		if strings.Contains(host, ":") {
 			b.WriteString(`for="[` + host + `]";`)
 		} else {

@@ -196,7 +196,7 @@ func TestForwarded(t *testing.T) {
 	for _, tt := range tests {
 		r := httptest.NewRequest("GET", "http://x/", nil)
 		r.RemoteAddr, r.Host = tt.remote, tt.host
-		if got := forwarded(r); got != tt.want {
+		if got := forwarded(r, ""); got != tt.want {
 			t.Errorf("forwarded(%q, %q) = %q, want %q", tt.remote, tt.host, got, tt.want)
 		}
 	}
@@ -211,7 +211,7 @@ func FuzzForwarded(f *testing.F) {
 	f.Fuzz(func(t *testing.T, remote, host string) {
 		r := httptest.NewRequest("GET", "http://x/", nil)
 		r.RemoteAddr, r.Host = remote, host
-		v := forwarded(r)
+		v := forwarded(r, "")
 		for i := 0; i < len(v); i++ {
 			if c := v[i]; c < 0x20 || c == 0x7f {
 				t.Fatalf("control byte in %q", v)

@@ -84,6 +84,10 @@ func (r *Recorder) Record(x *pipeline.Exchange, now time.Time) {
 		BytesOut:        x.BytesOut,
 	}
 	rec.RequestClasses, rec.ResponseClasses = x.RequestClasses, x.ResponseClasses
+	if x.ViaProxy {
+		rec.ForwardedFor = x.ClientAddr.String()
+	}
+	rec.Username = x.Username
 	if id := x.Identity; id != nil {
 		rec.Subject, rec.Provider, rec.Auth = id.Subject, id.Provider, string(id.Kind)
 	}

@@ -1,0 +1,315 @@
+// Package ratelimit is the rate-limit and quota stage: for each request it
+// counts every limit of the API that applies (by client address, identity,
+// API key, operation or a CEL key) in a shared or local store, refuses the
+// request with 429 and Retry-After when one is exhausted, and reports the
+// state of the applied limits in the RateLimit-Policy and RateLimit headers
+// of the IETF httpapi draft on every response.
+package ratelimit
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bulwarkapi/bulwark/internal/config"
+	"github.com/bulwarkapi/bulwark/internal/identity"
+	"github.com/bulwarkapi/bulwark/internal/pipeline"
+	"github.com/bulwarkapi/bulwark/internal/policy"
+	rl "github.com/bulwarkapi/bulwark/internal/ratelimit"
+	"github.com/bulwarkapi/bulwark/internal/spec"
+)
+
+// StageName is the name of the stage in decisions, metrics and the audit log.
+const StageName = "ratelimit"
+
+// Options configures a stage for one API.
+type Options struct {
+	API    string
+	Limits []config.RateLimit
+	// Spec, when set, is used to check and normalise the operations limits
+	// are scoped to.
+	Spec *spec.Document
+	// Env compiles CEL keys; required when a key is an expression.
+	Env *policy.Env
+	// Store counts rates; Quotas counts quotas (both usually one store).
+	Store  rl.Store
+	Quotas rl.QuotaStore
+	// Monitor records refusals without enforcing them (the API's or the
+	// stage's mode).
+	Monitor bool
+}
+
+// FieldError locates a problem in the API's rate_limits block.
+type FieldError struct {
+	Path string
+	Err  error
+}
+
+func (e *FieldError) Error() string { return e.Path + ": " + e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+type keyKind uint8
+
+const (
+	keyIP keyKind = iota
+	keyIdentity
+	keyAPIKey
+	keyOperation
+	keyCEL
+)
+
+// limit is one compiled limit.
+type limit struct {
+	name      string
+	kind      keyKind
+	expr      *policy.Program
+	operation string // "" = every operation
+	rate      rl.Limit
+	quota     *rl.Quota
+	monitor   bool
+	policy    string // the RateLimit-Policy item, precomputed
+	prefix    string // api \x00 name \x00, the store key prefix
+}
+
+// Stage is the rate-limit stage of one API. It is safe for concurrent use.
+type Stage struct {
+	api     string
+	limits  []*limit
+	store   rl.Store
+	quotas  rl.QuotaStore
+	monitor bool
+}
+
+var _ pipeline.Stage = (*Stage)(nil)
+
+// New compiles the limits of one API. Problems are *FieldError values
+// joined with errors.Join, located under "rate_limits[i]".
+func New(o Options) (*Stage, error) {
+	s := &Stage{api: o.API, store: o.Store, quotas: o.Quotas, monitor: o.Monitor}
+	var errs []error
+	fail := func(path string, err error) { errs = append(errs, &FieldError{Path: path, Err: err}) }
+	for i, c := range o.Limits {
+		p := fmt.Sprintf("rate_limits[%d]", i)
+		l := &limit{name: c.Name, operation: c.Operation, monitor: c.Mode == "monitor",
+			prefix: o.API + "\x00" + c.Name + "\x00"}
+		switch c.Key {
+		case config.KeyIP:
+			l.kind = keyIP
+		case config.KeyIdentity:
+			l.kind = keyIdentity
+		case config.KeyAPIKey:
+			l.kind = keyAPIKey
+		case config.KeyOperation:
+			l.kind = keyOperation
+		default:
+			l.kind = keyCEL
+			if o.Env == nil {
+				fail(p+".key", errors.New("no policy environment for a CEL key"))
+				continue
+			}
+			prg, err := o.Env.CompileKey(c.Key, policy.Request)
+			if err != nil {
+				fail(p+".key", err)
+				continue
+			}
+			l.expr = prg
+		}
+		if c.Operation != "" && o.Spec != nil {
+			if op := o.Spec.Operation(c.Operation); op != nil {
+				l.operation = op.Key
+			} else {
+				fail(p+".operation", fmt.Errorf("the spec has no operation %q", c.Operation))
+			}
+		}
+		if c.Quota != "" {
+			q, err := rl.ParseQuota(c.Quota)
+			if err != nil {
+				fail(p+".quota", err)
+				continue
+			}
+			l.quota = &q
+			l.policy = policyItem(c.Name, q.Limit, quotaWindow(q))
+			if s.quotas == nil {
+				fail(p+".quota", errors.New("no quota store"))
+			}
+		} else {
+			n, period, err := rl.ParseRate(c.Rate)
+			if err != nil {
+				fail(p+".rate", err)
+				continue
+			}
+			l.rate = rl.Limit{Rate: n, Period: period, Burst: c.Burst}
+			if err := l.rate.Validate(); err != nil {
+				fail(p+".burst", err)
+				continue
+			}
+			// The window of a GCRA policy is the time to earn a full burst back.
+			l.policy = policyItem(c.Name, int64(c.Burst), l.rate.Tolerance())
+			if s.store == nil {
+				fail(p+".rate", errors.New("no rate-limit store"))
+			}
+		}
+		s.limits = append(s.limits, l)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return s, nil
+}
+
+// Name implements pipeline.Stage.
+func (s *Stage) Name() string { return StageName }
+
+// Handle counts the request against every limit that applies, in the
+// configured order, and stops at the first that is exhausted. Limits
+// counted before the refusing one keep their count: a refused request
+// still cost the caller, which is what a limit in front of a login wants.
+func (s *Stage) Handle(ctx context.Context, x *pipeline.Exchange) pipeline.Decision {
+	var policies, states []string
+	monitored := pipeline.Continue
+	defer func() {
+		if len(policies) > 0 {
+			x.ResponseHeaders = append(x.ResponseHeaders,
+				pipeline.Header{Name: "RateLimit-Policy", Value: strings.Join(policies, ", ")},
+				pipeline.Header{Name: "RateLimit", Value: strings.Join(states, ", ")})
+		}
+	}()
+	for _, l := range s.limits {
+		if l.operation != "" && l.operation != x.Operation {
+			continue
+		}
+		key, ok := s.key(ctx, l, x)
+		if !ok {
+			continue
+		}
+		var allowed bool
+		var remaining int64
+		var reset, retry time.Duration
+		if l.quota != nil {
+			r, err := s.quotas.Take(ctx, key, *l.quota, 1)
+			if err != nil {
+				return s.storeError(ctx, l, err)
+			}
+			allowed, remaining, reset = r.Allowed, r.Remaining, r.ResetAfter
+			retry = r.ResetAfter
+		} else {
+			r, err := s.store.Allow(ctx, key, l.rate, 1)
+			if err != nil {
+				return s.storeError(ctx, l, err)
+			}
+			allowed, remaining, reset, retry = r.Allowed, int64(r.Remaining), r.ResetAfter, r.RetryAfter
+		}
+		policies = append(policies, l.policy)
+		states = append(states, stateItem(l.name, remaining, reset))
+		if allowed {
+			continue
+		}
+		secs := ceilSeconds(retry)
+		if secs < 1 {
+			secs = 1
+		}
+		d := pipeline.Halt(http.StatusTooManyRequests, "rate_limited",
+			"Rate limit "+l.name+" exceeded; retry after "+strconv.FormatInt(secs, 10)+" s.")
+		d.Rules = []string{l.name}
+		d.Headers = http.Header{"Retry-After": {strconv.FormatInt(secs, 10)}}
+		d.Monitor = l.monitor || s.monitor
+		if !d.Monitor {
+			return d
+		}
+		if monitored.Action == pipeline.Allow {
+			monitored = d // the first monitored refusal is recorded; counting goes on
+		}
+	}
+	return monitored
+}
+
+// storeError answers a store failure that the store could not absorb
+// (a cancelled request, or the fallback policy "closed" surfaced as an
+// error). A client that went away gets nothing; anything else is a 429
+// rather than a gateway-made 5xx.
+func (s *Stage) storeError(ctx context.Context, l *limit, err error) pipeline.Decision {
+	if ctx.Err() != nil {
+		return pipeline.Halt(499, "client_closed", "")
+	}
+	d := pipeline.Halt(http.StatusTooManyRequests, "rate_limit_unavailable",
+		"The rate limit "+l.name+" could not be checked; retry shortly.")
+	d.Rules = []string{l.name}
+	d.Headers = http.Header{"Retry-After": {"1"}}
+	d.Monitor = l.monitor || s.monitor
+	return d
+}
+
+// key returns the store key of the request under l, and false when the
+// limit does not apply (an api_key limit on a request authenticated
+// otherwise).
+func (s *Stage) key(ctx context.Context, l *limit, x *pipeline.Exchange) (string, bool) {
+	switch l.kind {
+	case keyIP:
+		return l.prefix + x.ClientKey(), true
+	case keyIdentity:
+		if x.Identity == nil {
+			// Anonymous operations of an authenticated API are counted by
+			// address under the same limit, so they are not unlimited.
+			return l.prefix + "anon:" + x.ClientKey(), true
+		}
+		return l.prefix + "id:" + hashKey(x.Identity.Provider+"\x00"+x.Identity.Subject), true
+	case keyAPIKey:
+		if x.Identity == nil || x.Identity.Kind != identity.KindAPIKey {
+			return "", false
+		}
+		return l.prefix + hashKey(x.Identity.Provider+"\x00"+x.Identity.Subject), true
+	case keyOperation:
+		return l.prefix + x.Operation, true
+	default:
+		act, err := policy.NewActivation(policy.Input{Exchange: x})
+		if err == nil {
+			var v string
+			if v, err = l.expr.EvalKey(ctx, act); err == nil && v != "" {
+				return l.prefix + "k:" + hashKey(v), true
+			}
+		}
+		// Fail closed: a key that cannot be computed (missing header, bad
+		// body) falls back to the client address rather than to no limit.
+		return l.prefix + "cel-fallback:" + x.ClientKey(), true
+	}
+}
+
+// hashKey keeps identities and CEL values out of the store's key space
+// (Redis keys are visible to its operators) and bounds the key length.
+func hashKey(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return hex.EncodeToString(sum[:12])
+}
+
+// policyItem is one member of RateLimit-Policy: "name";q=N;w=S.
+func policyItem(name string, q int64, w time.Duration) string {
+	return strconv.Quote(name) + ";q=" + strconv.FormatInt(q, 10) + ";w=" + strconv.FormatInt(max(ceilSeconds(w), 1), 10)
+}
+
+// stateItem is one member of RateLimit: "name";r=N;t=S.
+func stateItem(name string, remaining int64, reset time.Duration) string {
+	return strconv.Quote(name) + ";r=" + strconv.FormatInt(remaining, 10) + ";t=" + strconv.FormatInt(ceilSeconds(reset), 10)
+}
+
+func quotaWindow(q rl.Quota) time.Duration {
+	if q.Period == rl.Month {
+		return 30 * 24 * time.Hour // nominal: the draft wants one number
+	}
+	return 24 * time.Hour
+}
+
+func ceilSeconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64(math.Ceil(d.Seconds()))
+}
