@@ -12,7 +12,8 @@
 #
 # Knobs: BENCH_DURATION (10s), BENCH_RUNS (3), BENCH_CONNS (64),
 #        BENCH_THREADS (2), BENCH_WARMUP (2s), BENCH_PATH (/open-banking/v4.0/aisp/accounts/acc_7f3e9b2c41d84a6e),
-#        BENCH_KEEP_AUDIT=1 keeps bench/out/audit-*.log (deleted after counting by default).
+#        BENCH_KEEP_AUDIT=1 keeps bench/out/audit-*.log (deleted after counting by default),
+#        BENCH_REDIS_URL (redis://127.0.0.1:6379/0; the Redis-backed limit is skipped if it does not answer).
 #
 # HOW TO ADD A TARGET (later issues: a Bulwark config with JWT, rate limit,
 # validation, ...):
@@ -186,7 +187,7 @@ build() {
 # ---------------------------------------------------------------- servers
 
 PORT_NAMES=(upstream nginx bare-default bare-tuned bulwark bulwark-admin)
-for v in bulwark-jwt bulwark-authz bulwark-validate bulwark-data bulwark-waf bulwark-full; do PORT_NAMES+=("$v" "$v-admin"); done
+for v in bulwark-jwt bulwark-authz bulwark-validate bulwark-data bulwark-waf bulwark-full bulwark-rl-local bulwark-rl-redis; do PORT_NAMES+=("$v" "$v-admin"); done
 declare -A PORT
 
 alloc_ports() {
@@ -349,6 +350,23 @@ start_servers() {
 	SCRIPT[bulwark-authz]=$OUT/tokens.lua
 	HDR[bulwark-authz]=${HDR[bulwark-jwt]}
 
+	# Rate limits: two limits per request (by address and by operation),
+	# generous enough never to refuse, so every request pays the full
+	# decision and the headers; wrk's connections all come from one
+	# address, the worst case for contention on one key.
+	local limits="    rate_limits:
+      - {key: ip, rate: 1000000000/s}
+      - {key: operation, rate: 1000000000/s}"
+	write_variant bulwark-rl-local "" "$limits"
+	start_variant bulwark-rl-local "Bulwark + rate limits (in-memory store)"
+	local redis=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/0}
+	if redis-cli -u "$redis" ping >/dev/null 2>&1; then
+		write_variant bulwark-rl-redis "cluster: {redis_url: \"$redis\"}" "$limits"
+		start_variant bulwark-rl-redis "Bulwark + rate limits (Redis store, shared)"
+	else
+		log "Redis at $redis does not answer: the Redis-backed rate-limit target is skipped"
+	fi
+
 	write_variant bulwark-full "$idp" "$spec
     authenticate: [bench-idp]
     validate: {requests: true, responses: true}
@@ -505,7 +523,9 @@ headline() {
 		echo "**Authorization stage (three object rules, two business rules, CEL) = $(ratio "${RPS[bulwark-authz]:-}" "${RPS[bulwark-jwt]:-}") of the same gateway with JWT only** (both driven by the same token script)."
 	fi
 	echo
-	echo "Each inspection stage as a ratio to Bulwark pass-through in this run: request and response validation $(ratio "${RPS[bulwark-validate]:-}" "${RPS[bulwark]:-}"), sensitive-data scan $(ratio "${RPS[bulwark-data]:-}" "${RPS[bulwark]:-}"), WAF $(ratio "${RPS[bulwark-waf]:-}" "${RPS[bulwark]:-}"); JWT + validation + data together $(ratio "${RPS[bulwark-full]:-}" "${RPS[bulwark]:-}") of pass-through and $(ratio "${RPS[bulwark-full]:-}" "${RPS[nginx]:-}") of nginx (SPEC target for full protection: 0.5x nginx; rate limiting is not built yet and the WAF is measured apart)."
+	echo "**Rate limiting as a ratio to Bulwark pass-through in this run: in-memory store $(ratio "${RPS[bulwark-rl-local]:-}" "${RPS[bulwark]:-}"), Redis store $(ratio "${RPS[bulwark-rl-redis]:-}" "${RPS[bulwark]:-}")** (two limits per request, every request counted; one Redis round trip per limit)."
+	echo
+	echo "Each inspection stage as a ratio to Bulwark pass-through in this run: request and response validation $(ratio "${RPS[bulwark-validate]:-}" "${RPS[bulwark]:-}"), sensitive-data scan $(ratio "${RPS[bulwark-data]:-}" "${RPS[bulwark]:-}"), WAF $(ratio "${RPS[bulwark-waf]:-}" "${RPS[bulwark]:-}"); JWT + validation + data together $(ratio "${RPS[bulwark-full]:-}" "${RPS[bulwark]:-}") of pass-through and $(ratio "${RPS[bulwark-full]:-}" "${RPS[nginx]:-}") of nginx (SPEC target for full protection: 0.5x nginx; rate limiting and the WAF are measured apart)."
 }
 
 gobench() { # gobench PATTERN PKG — benchmark lines, or "not available"
