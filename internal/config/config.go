@@ -24,6 +24,9 @@ type Config struct {
 	// Identity are the named authentication providers APIs refer to.
 	Identity []IdentityProvider `yaml:"identity"`
 	APIs     []API              `yaml:"apis"`
+	// Inventory is the living API inventory; Detect the behavioural detectors.
+	Inventory Inventory `yaml:"inventory"`
+	Detect    Detect    `yaml:"detect"`
 
 	// File is the absolute path the config was loaded from ("" for data).
 	File string `yaml:"-"`

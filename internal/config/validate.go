@@ -15,6 +15,7 @@ func (c *Config) applyDefaults() {
 	defer c.identityDefaults()
 	defer c.inspectDefaults()
 	defer c.abuseDefaults()
+	defer c.inventoryDefaults()
 	l := &c.Limits
 	setDur(&l.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDur(&l.ReadTimeout, DefaultReadTimeout)
@@ -125,6 +126,15 @@ func (c *Config) resolvePaths() {
 		}
 	}
 	abs(&c.Audit.Path)
+	abs(&c.Detect.FindingsFile)
+	if strings.HasPrefix(c.Store.URL, "sqlite://") {
+		// A relative SQLite file lives beside the config, like every other file.
+		f := strings.TrimPrefix(c.Store.URL, "sqlite://")
+		if f != ":memory:" {
+			abs(&f)
+			c.Store.URL = "sqlite://" + f
+		}
+	}
 	for i := range c.Identity {
 		if j := c.Identity[i].JWT; j != nil {
 			abs(&j.JWKSFile)
@@ -289,6 +299,7 @@ func (c *Config) validate() []fieldErr {
 	c.validateInspect(add)
 	c.validateAuthz(add)
 	c.validateAbuse(add)
+	c.validateInventory(add)
 
 	if len(c.APIs) == 0 {
 		add("apis", "at least one API is required")

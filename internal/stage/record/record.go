@@ -18,6 +18,7 @@ const NoAPI = "-"
 type Recorder struct {
 	audit   *audit.Writer // nil when the audit log is disabled
 	metrics *metrics.Metrics
+	events  *EventOptions // nil: no exchange events
 }
 
 // New returns a recorder; w may be nil.
@@ -61,6 +62,9 @@ func (r *Recorder) Record(x *pipeline.Exchange, now time.Time) {
 			}
 			m.Decisions.WithLabelValues(api, d.Stage, d.Action.String(), d.Reason, enforced).Inc()
 		}
+	}
+	if r.events != nil && r.events.Publish != nil {
+		r.events.Publish(Event(x, r.events))
 	}
 	if r.audit == nil {
 		return

@@ -1,0 +1,112 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Inventory configures the living API inventory fed by every exchange.
+type Inventory struct {
+	// Disabled turns the inventory (and the detectors) off.
+	Disabled bool `yaml:"disabled"`
+	// InternalNetworks are the client networks counted as east-west
+	// (internal) traffic; everything else is north-south (external).
+	InternalNetworks []string `yaml:"internal_networks"`
+	// PathHints are templates ("/customers/{customerId}") that take
+	// precedence over learned ones for paths no spec covers.
+	PathHints []string `yaml:"path_hints"`
+	// Retention is how long endpoints and findings not seen again are kept.
+	Retention Duration `yaml:"retention"`
+	// OrphanWindow: a spec operation without traffic for this long is an orphan.
+	OrphanWindow Duration `yaml:"orphan_window"`
+	// FlushInterval is how often the inventory is written to the store.
+	FlushInterval Duration `yaml:"flush_interval"`
+}
+
+// Detect configures the behavioural detectors over the event stream.
+type Detect struct {
+	// Mode: monitor (default) records findings; enforce also puts a
+	// flagged identity or address on a cool-down (429) for CoolDown.
+	Mode string `yaml:"mode"`
+	// Window is the detectors' sliding window.
+	Window Duration `yaml:"window"`
+	// MaxDistinctObjects per identity and operation in Window above which
+	// object access is enumeration.
+	MaxDistinctObjects int `yaml:"max_distinct_objects"`
+	// CoolDown is how long an identity or address flagged in enforce mode
+	// is refused.
+	CoolDown Duration `yaml:"cool_down"`
+	// FindingsFile receives each new or updated finding as one OCSF
+	// Detection Finding JSON line (for a SIEM's file collector); "" for none.
+	FindingsFile string `yaml:"findings_file"`
+}
+
+// Inventory and detection defaults, each with its reason.
+const (
+	// DefaultRetention: a month of history covers monthly batch callers.
+	DefaultRetention = 30 * 24 * time.Hour
+	// DefaultOrphanWindow: a week without a call is a documented operation
+	// nobody uses; shorter would flag monthly jobs, longer hides dead code.
+	DefaultOrphanWindow = 7 * 24 * time.Hour
+	// DefaultInventoryFlush: the store lags live traffic by a few seconds
+	// at most, and one transaction per interval keeps SQLite cheap.
+	DefaultInventoryFlush = 5 * time.Second
+	// DefaultDetectWindow: enumeration scripts walk ids within seconds; a
+	// minute holds a slow walk and forgets a normal session quickly.
+	DefaultDetectWindow = time.Minute
+	// DefaultMaxDistinctObjects: a customer has a handful of accounts and
+	// cards; twenty distinct ids of one kind in a minute is a walk.
+	DefaultMaxDistinctObjects = 20
+	// DefaultCoolDown: long enough to stop a script, short enough that a
+	// false positive costs a customer minutes.
+	DefaultCoolDown = 5 * time.Minute
+)
+
+// DefaultInternalNetworks are the private and loopback ranges.
+var DefaultInternalNetworks = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "fc00::/7", "::1/128"}
+
+func (c *Config) inventoryDefaults() {
+	inv := &c.Inventory
+	if inv.InternalNetworks == nil {
+		inv.InternalNetworks = append([]string(nil), DefaultInternalNetworks...)
+	}
+	setDur(&inv.Retention, DefaultRetention)
+	setDur(&inv.OrphanWindow, DefaultOrphanWindow)
+	setDur(&inv.FlushInterval, DefaultInventoryFlush)
+	d := &c.Detect
+	if d.Mode == "" {
+		d.Mode = "monitor"
+	}
+	setDur(&d.Window, DefaultDetectWindow)
+	if d.MaxDistinctObjects == 0 {
+		d.MaxDistinctObjects = DefaultMaxDistinctObjects
+	}
+	setDur(&d.CoolDown, DefaultCoolDown)
+}
+
+func (c *Config) validateInventory(add func(string, string, ...any)) {
+	for i, s := range c.Inventory.InternalNetworks {
+		if _, err := ParsePrefix(s); err != nil {
+			add(fmt.Sprintf("inventory.internal_networks[%d]", i), "%v", err)
+		}
+	}
+	for i, h := range c.Inventory.PathHints {
+		if !strings.HasPrefix(h, "/") || strings.ContainsAny(h, "?# ") {
+			add(fmt.Sprintf("inventory.path_hints[%d]", i), "must be a path template such as /customers/{customerId}, got %q", clip(h))
+		}
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"inventory.retention", c.Inventory.Retention}, {"inventory.orphan_window", c.Inventory.OrphanWindow},
+		{"inventory.flush_interval", c.Inventory.FlushInterval}, {"detect.window", c.Detect.Window}, {"detect.cool_down", c.Detect.CoolDown}} {
+		if d.v <= 0 {
+			add(d.key, "must be positive")
+		}
+	}
+	checkMode(add, "detect.mode", c.Detect.Mode)
+	if c.Detect.MaxDistinctObjects < 2 {
+		add("detect.max_distinct_objects", "must be at least 2")
+	}
+}
