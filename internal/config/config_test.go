@@ -129,7 +129,7 @@ func TestValidMinimalDefaults(t *testing.T) {
 		{"max_in_flight", c.Limits.MaxInFlight, DefaultMaxInFlight},
 		{"admin.addr", c.Admin.Addr, DefaultAdminAddr},
 		{"admin.token", c.Admin.Token, "0123456789abcdef0123"},
-		{"store.url", c.Store.URL, DefaultStoreURL},
+		{"store.url", c.Store.URL, "sqlite://" + mustAbs("testdata/valid/bulwark.db")},
 		{"tls.min_version", c.Listeners[0].TLS.MinVersion, "1.2"},
 		{"tls.client_auth", c.Listeners[0].TLS.ClientAuth, "none"},
 		{"mode", c.APIs[0].Mode, "enforce"},
