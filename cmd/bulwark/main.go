@@ -70,7 +70,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(gatewayCmd(stderr), checkCmd(stdout), demoCmd(stdout, stderr), versionCmd(stdout), auditCmd(stdout))
+	root.AddCommand(gatewayCmd(stderr), checkCmd(stdout), demoCmd(stdout, stderr), versionCmd(stdout), auditCmd(stdout),
+		inventoryCmd(stdout, stderr), collectorCmd(stderr))
 	return root
 }
 

@@ -28,6 +28,8 @@ type Options struct {
 	Ready func() bool
 	// RequestID makes the id for problem responses.
 	RequestID func() string
+	// Data feeds the admin API (/api/v1/...).
+	Data Data
 }
 
 // New returns the admin handler.
@@ -49,6 +51,7 @@ func New(o Options) http.Handler {
 	mux.Handle("GET /debug/pprof/", o.authorize(http.HandlerFunc(pprof.Index)))
 	mux.Handle("GET /debug/pprof/profile", o.authorize(http.HandlerFunc(pprof.Profile)))
 	mux.Handle("GET /debug/pprof/trace", o.authorize(http.HandlerFunc(pprof.Trace)))
+	o.mountAPI(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		// Authenticate before saying whether a path exists.
 		if !o.authorized(r) {

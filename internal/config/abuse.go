@@ -136,6 +136,15 @@ func (c *Config) abuseDefaults() {
 	if c.Cluster.RedisFallback == "" {
 		c.Cluster.RedisFallback = DefaultRedisFallback
 	}
+	if c.Cluster.NATSStream == "" {
+		c.Cluster.NATSStream = "BULWARK_EVENTS"
+	}
+	if c.Cluster.NATSSubject == "" {
+		c.Cluster.NATSSubject = "bulwark.events"
+	}
+	if c.Cluster.NATSDurable == "" {
+		c.Cluster.NATSDurable = "bulwark-collector"
+	}
 	if c.Forwarding.ClientAddressHeader == "" {
 		c.Forwarding.ClientAddressHeader = DefaultClientAddressHeader
 	}
@@ -194,6 +203,14 @@ func (c *Config) abuseDefaults() {
 
 func (c *Config) validateAbuse(add func(string, string, ...any)) {
 	oneOf(add, "cluster.redis_fallback", c.Cluster.RedisFallback, "local", "open", "closed")
+	for _, n := range []struct{ key, v string }{{"cluster.nats_stream", c.Cluster.NATSStream}, {"cluster.nats_durable", c.Cluster.NATSDurable}} {
+		if !validName(n.v) || strings.Contains(n.v, ".") {
+			add(n.key, "must be letters, digits, '-' or '_', got %q", clip(n.v))
+		}
+	}
+	if s := c.Cluster.NATSSubject; s == "" || strings.ContainsAny(s, " *>") {
+		add("cluster.nats_subject", "must be a plain NATS subject such as bulwark.events, got %q", clip(s))
+	}
 	if c.Cluster.RedisTimeout < 0 {
 		add("cluster.redis_timeout", "must not be negative")
 	}

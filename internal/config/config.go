@@ -98,6 +98,12 @@ type Cluster struct {
 	// RedisTimeout bounds one Redis command; beyond it the local fallback
 	// decides. Default 100ms.
 	RedisTimeout Duration `yaml:"redis_timeout"`
+	// NATSStream and NATSSubject name the JetStream stream and subject of
+	// exchange events; NATSDurable the collector's durable consumer. Set
+	// them when several deployments share one NATS.
+	NATSStream  string `yaml:"nats_stream"`
+	NATSSubject string `yaml:"nats_subject"`
+	NATSDurable string `yaml:"nats_durable"`
 	// RedisFallback is what limits do while Redis is unreachable: local
 	// (per-replica counters, the default), open (allow) or closed (refuse
 	// with 429).

@@ -63,6 +63,9 @@ func (g *Gateway) openAbuse(cfg *config.Config) error {
 		func(error) { g.metrics.Fallbacks.WithLabelValues("brute_force").Inc() })
 	// One ping at start tells the operator at once whether Redis answers;
 	// a failure is not fatal: the fallback serves until it does.
+	if g.opts.NoAudit {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*cluster.DefaultTimeout)
 	defer cancel()
 	if err := r.Ping(ctx); err == nil {

@@ -34,8 +34,8 @@ type Options struct {
 	Version    string
 	// Watch enables reloading when the config file or a file it names changes.
 	Watch bool
-	// NoAudit skips opening the audit log (bulwark check builds a gateway
-	// only to validate it).
+	// NoAudit skips opening the audit log, the inventory store and NATS,
+	// and pinging Redis (bulwark check builds a gateway only to validate it).
 	NoAudit bool
 }
 
@@ -48,6 +48,7 @@ type Gateway struct {
 	recorder *record.Recorder
 	guard    *connGuard
 	abuse    abuse
+	events   *events // nil when the inventory is disabled
 
 	snap     atomic.Pointer[snapshot]
 	inFlight atomic.Int64
@@ -93,6 +94,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error
 		g.registerAuditMetrics()
 	}
 	g.recorder = record.New(g.audit, g.metrics)
+	if err := g.openEvents(ctx, cfg, snap); err != nil {
+		g.closeAbuse()
+		if g.audit != nil {
+			_ = g.audit.Close()
+		}
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
 	g.metrics.ReloadTimestamp.SetToCurrentTime()
 	for _, w := range cfg.Warnings {
 		g.logger.Warn("config warning", "problem", w)
@@ -142,6 +150,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 				Registry:  g.metrics.Registry,
 				Ready:     g.ready.Load,
 				RequestID: newRequestID,
+				Data:      g.adminData(),
 			}),
 			ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout.D(),
 			ReadTimeout:       10 * time.Second,
@@ -285,6 +294,7 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	closeUnused(g.snap.Load().providers, nil)
 	retireWAFs(g.snap.Load().wafs, nil, 0)
 	g.closeAbuse()
+	g.closeEvents()
 	if g.audit != nil {
 		if err := g.audit.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close audit log: %w", err))

@@ -17,6 +17,7 @@ import (
 	"github.com/bulwarkapi/bulwark/internal/stage/authn"
 	"github.com/bulwarkapi/bulwark/internal/stage/authz"
 	stagebf "github.com/bulwarkapi/bulwark/internal/stage/bruteforce"
+	"github.com/bulwarkapi/bulwark/internal/stage/cooldown"
 	stagerl "github.com/bulwarkapi/bulwark/internal/stage/ratelimit"
 	"github.com/bulwarkapi/bulwark/internal/stage/route"
 	stagethrottle "github.com/bulwarkapi/bulwark/internal/stage/throttle"
@@ -203,6 +204,9 @@ func (g *Gateway) compile(ctx context.Context, cfg *config.Config, prev *snapsho
 	stages := []pipeline.Stage{s.route}
 	if len(authStages) > 0 {
 		stages = append(stages, pipeline.NewByAPI(authn.StageName, authStages))
+	}
+	if cfg.Detect.Mode == "enforce" && !cfg.Inventory.Disabled {
+		stages = append(stages, cooldown.New(gatewayCoolDown{g}))
 	}
 	if len(rateStages) > 0 {
 		stages = append(stages, pipeline.NewByAPI(stagerl.StageName, rateStages))

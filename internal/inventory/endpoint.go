@@ -57,6 +57,10 @@ const (
 // endpointIDKind is the kind part of an endpoint id.
 const endpointIDKind = "endpoint"
 
+// authUnknown stands for an event whose source could not tell how the
+// caller authenticated.
+const authUnknown = "unknown"
+
 // EndpointID is the stable id of an endpoint: a hash of api, method and
 // template, like finding ids.
 func EndpointID(api, method, tmpl string) string {
@@ -196,11 +200,14 @@ func (e *endpoint) record(ev *event.Exchange, at time.Time, undocumented func(ev
 	e.codes[code]++
 	e.lat[bucketOf(ev.LatencyMS)]++
 
+	// An empty Auth is unknown (an access log records no credentials):
+	// it is neither an auth type nor evidence of an unauthenticated call.
 	auth := ev.Auth
 	if auth == "" {
-		auth = event.AuthNone
+		auth = authUnknown
+	} else {
+		e.auth.add(auth, maxAuthTypes)
 	}
-	e.auth.add(auth, maxAuthTypes)
 	switch {
 	case ev.Subject != "":
 		e.identities.add(hashIdentity(ev.Subject))

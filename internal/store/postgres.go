@@ -171,7 +171,7 @@ func (s *pgStore) UpsertFindings(ctx context.Context, fs []finding.Finding) erro
 				api = EXCLUDED.api, endpoint = EXCLUDED.endpoint,
 				first_seen = LEAST(findings.first_seen, EXCLUDED.first_seen),
 				last_seen = GREATEST(findings.last_seen, EXCLUDED.last_seen),
-				count = findings.count + EXCLUDED.count,
+				count = GREATEST(findings.count, EXCLUDED.count),
 				doc = EXCLUDED.doc`,
 			ids, kinds, sevs, apis, eps, firsts, lasts, counts, docs)
 		return err

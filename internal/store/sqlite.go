@@ -231,7 +231,7 @@ func (s *sqliteStore) UpsertFindings(ctx context.Context, fs []finding.Finding) 
 				api = excluded.api, endpoint = excluded.endpoint,
 				first_seen = MIN(findings.first_seen, excluded.first_seen),
 				last_seen = MAX(findings.last_seen, excluded.last_seen),
-				count = findings.count + excluded.count,
+				count = max(findings.count, excluded.count),
 				doc = excluded.doc`,
 			len(rows), func(i int) []any {
 				r := rows[i]

@@ -32,8 +32,9 @@ type Store interface {
 	// Endpoints returns every stored endpoint record, ordered by ID.
 	Endpoints(ctx context.Context) ([]Record, error)
 	// UpsertFindings inserts findings or updates them by ID, in one
-	// transaction. On update, Count is added to the stored count (a zero
-	// Count counts as one detection), FirstSeen keeps the earliest,
+	// transaction. On update, Count is the larger of the stored and the
+	// new count (producers report running totals, and a redelivered
+	// batch must not inflate them; a zero Count counts as one), FirstSeen keeps the earliest,
 	// LastSeen the latest, and every other field — severity and evidence
 	// included — takes the new value.
 	UpsertFindings(ctx context.Context, fs []finding.Finding) error
@@ -205,7 +206,7 @@ func prepareFindings(fs []finding.Finding, now time.Time) ([]findingRow, error) 
 		}
 		if j, ok := byID[f.ID]; ok {
 			prev := rows[j]
-			row.count += prev.count
+			row.count = max(row.count, prev.count)
 			if prev.firstSeen.Before(row.firstSeen) {
 				row.firstSeen = prev.firstSeen
 			}

@@ -68,7 +68,7 @@ func Event(x *pipeline.Exchange, o *EventOptions) event.Exchange {
 		}
 	}
 	if id := x.Identity; id != nil {
-		e.Subject = policy.HashID(id.Provider + "\x00" + id.Subject)
+		e.Subject = SubjectHash(id)
 		switch id.Kind {
 		case identity.KindJWT:
 			e.Auth = event.AuthJWT
@@ -130,4 +130,10 @@ func valueType(v string) string {
 		return "boolean"
 	}
 	return "string"
+}
+
+// SubjectHash is the hash events carry for an identity, and the key the
+// detectors flag it under.
+func SubjectHash(id *identity.Identity) string {
+	return policy.HashID(id.Provider + "\x00" + id.Subject)
 }

@@ -1,0 +1,287 @@
+// Package collector turns exchange events into the inventory and findings:
+// it feeds batches to the inventory (internal/inventory) and the
+// behavioural detectors (internal/detect), keeps both in the store
+// (internal/store), and writes new findings as OCSF JSON lines for a SIEM.
+//
+// One node runs it in process, fed by the gateway's event bus; a cluster
+// runs it as `bulwark collector`, fed from NATS JetStream, where batches
+// can be delivered twice and are deduplicated by event id. Persistence runs
+// on the collector's own goroutine, never on a request.
+package collector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bulwarkapi/bulwark/internal/config"
+	"github.com/bulwarkapi/bulwark/internal/detect"
+	"github.com/bulwarkapi/bulwark/internal/event"
+	"github.com/bulwarkapi/bulwark/internal/finding"
+	"github.com/bulwarkapi/bulwark/internal/inventory"
+	"github.com/bulwarkapi/bulwark/internal/spec"
+	"github.com/bulwarkapi/bulwark/internal/store"
+)
+
+// pruneEvery is how often retention runs: hourly is ample for a
+// retention measured in days.
+const pruneEvery = time.Hour
+
+// Options configures a Collector.
+type Options struct {
+	// Config supplies store.url, inventory and detect.
+	Config *config.Config
+	// Specs are the APIs' OpenAPI documents by API name.
+	Specs map[string]*spec.Document
+	// Dedup marks event ids in the store and drops those seen before:
+	// needed when batches can be redelivered (NATS), wasted in process.
+	Dedup bool
+	// Logger receives flush failures and findings; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Collector is safe for concurrent use: Handle is called by one feeder,
+// the read methods by the admin API.
+type Collector struct {
+	cfg    *config.Config
+	inv    *inventory.Inventory
+	det    *detect.Detector
+	store  store.Store
+	dedup  bool
+	logger *slog.Logger
+	now    func() time.Time
+
+	sinkMu sync.Mutex
+	sink   io.WriteCloser // OCSF findings file, nil for none
+
+	mu        sync.Mutex // serialises Handle and Flush
+	lastPrune time.Time
+
+	ingested, duplicates, findings, flushErrors atomic.Uint64
+}
+
+// New opens the store, restores the persisted inventory and starts the
+// detectors. Close releases the store.
+func New(ctx context.Context, o Options) (*Collector, error) {
+	cfg := o.Config
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	inv, err := inventory.New(inventory.Options{Specs: o.Specs, Hints: cfg.Inventory.PathHints})
+	if err != nil {
+		return nil, fmt.Errorf("collector: inventory: %w", err)
+	}
+	det, err := detect.New(detect.Options{
+		Window:             cfg.Detect.Window.D(),
+		MaxDistinctObjects: cfg.Detect.MaxDistinctObjects,
+		CoolDown:           cfg.Detect.CoolDown.D(),
+		Now:                o.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("collector: detectors: %w", err)
+	}
+	st, err := store.Open(ctx, cfg.Store.URL)
+	if err != nil {
+		return nil, fmt.Errorf("collector: %w", err)
+	}
+	c := &Collector{cfg: cfg, inv: inv, det: det, store: st, dedup: o.Dedup, logger: logger, now: now}
+	recs, err := st.Endpoints(ctx)
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("collector: restore inventory: %w", err)
+	}
+	eps := make([]inventory.Endpoint, 0, len(recs))
+	for _, r := range recs {
+		var ep inventory.Endpoint
+		if err := json.Unmarshal(r.Doc, &ep); err != nil {
+			logger.Warn("skipping an unreadable stored endpoint", "id", r.ID, "error", err.Error())
+			continue
+		}
+		eps = append(eps, ep)
+	}
+	inv.Restore(eps)
+	if f := cfg.Detect.FindingsFile; f != "" {
+		w, err := os.OpenFile(f, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			_ = st.Close()
+			return nil, fmt.Errorf("collector: findings file: %w", err)
+		}
+		c.sink = w
+	}
+	return c, nil
+}
+
+// Inventory returns the live inventory.
+func (c *Collector) Inventory() *inventory.Inventory { return c.inv }
+
+// Detector returns the detectors (for the gateway's cool-down check).
+func (c *Collector) Detector() *detect.Detector { return c.det }
+
+// Store returns the store (for the admin API's findings).
+func (c *Collector) Store() store.Store { return c.store }
+
+// Stats are the collector's counters.
+type Stats struct {
+	Ingested, Duplicates, Findings, FlushErrors uint64
+}
+
+// Stats returns the counters.
+func (c *Collector) Stats() Stats {
+	return Stats{Ingested: c.ingested.Load(), Duplicates: c.duplicates.Load(), Findings: c.findings.Load(), FlushErrors: c.flushErrors.Load()}
+}
+
+// Handle ingests one batch. With Dedup, events already seen are dropped;
+// an error is returned only when deduplication cannot be done (the store
+// is down), so that a redelivering feeder retries the batch.
+func (c *Collector) Handle(ctx context.Context, events []event.Exchange) error {
+	if len(events) == 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dedup {
+		ids := make([]string, len(events))
+		for i := range events {
+			ids[i] = events[i].ID
+		}
+		fresh, err := c.store.MarkEvents(ctx, ids)
+		if err != nil {
+			return fmt.Errorf("collector: deduplicate: %w", err)
+		}
+		if len(fresh) < len(events) {
+			keep := make(map[string]bool, len(fresh))
+			for _, id := range fresh {
+				keep[id] = true
+			}
+			kept := events[:0:0]
+			for _, e := range events {
+				if keep[e.ID] {
+					kept = append(kept, e)
+					delete(keep, e.ID) // a duplicate inside the batch counts once
+				}
+			}
+			c.duplicates.Add(uint64(len(events) - len(kept)))
+			events = kept
+		}
+	}
+	c.inv.Ingest(events)
+	c.ingested.Add(uint64(len(events)))
+	if fs := c.det.Observe(events); len(fs) > 0 {
+		c.report(ctx, fs)
+	}
+	return nil
+}
+
+// report stores detector findings and writes them to the sink.
+func (c *Collector) report(ctx context.Context, fs []finding.Finding) {
+	c.findings.Add(uint64(len(fs)))
+	for _, f := range fs {
+		if reports, _ := f.Evidence[detect.EvidenceReports].(int); reports <= 1 {
+			c.logger.Warn("finding", "kind", f.Kind, "severity", f.Severity.String(), "api", f.API, "endpoint", f.Endpoint,
+				"subject", f.Subject, "client", f.Client, "id", f.ID)
+		}
+	}
+	if err := c.store.UpsertFindings(ctx, fs); err != nil {
+		c.flushErrors.Add(1)
+		c.logger.Error("storing findings failed; they stay in memory and are reported again", "error", err.Error())
+	}
+	c.writeSink(fs)
+}
+
+func (c *Collector) writeSink(fs []finding.Finding) {
+	if c.sink == nil {
+		return
+	}
+	c.sinkMu.Lock()
+	defer c.sinkMu.Unlock()
+	enc := json.NewEncoder(c.sink)
+	for _, f := range fs {
+		if err := enc.Encode(detect.OCSF(f)); err != nil {
+			c.logger.Error("writing the findings file failed", "error", err.Error())
+			return
+		}
+	}
+}
+
+// Flush writes the inventory and its spec-diff findings to the store and
+// applies retention.
+func (c *Collector) Flush(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	eps := c.inv.Endpoints()
+	recs := make([]store.Record, 0, len(eps))
+	for _, ep := range eps {
+		doc, err := json.Marshal(ep)
+		if err != nil {
+			return fmt.Errorf("collector: endpoint %s: %w", ep.ID, err)
+		}
+		recs = append(recs, store.Record{ID: ep.ID, API: ep.API, Key: ep.Method + " " + ep.Template, LastSeen: ep.LastSeen, Doc: doc})
+	}
+	var errs []error
+	if err := c.store.UpsertEndpoints(ctx, recs); err != nil {
+		errs = append(errs, fmt.Errorf("store endpoints: %w", err))
+	}
+	if fs := c.inv.Findings(now, c.cfg.Inventory.OrphanWindow.D()); len(fs) > 0 {
+		if err := c.store.UpsertFindings(ctx, fs); err != nil {
+			errs = append(errs, fmt.Errorf("store inventory findings: %w", err))
+		}
+	}
+	if now.Sub(c.lastPrune) >= pruneEvery {
+		if err := c.store.Prune(ctx, now.Add(-c.cfg.Inventory.Retention.D())); err != nil {
+			errs = append(errs, fmt.Errorf("prune: %w", err))
+		} else {
+			c.lastPrune = now
+		}
+	}
+	if len(errs) > 0 {
+		c.flushErrors.Add(1)
+		return errors.Join(errs...)
+	}
+	return nil
+}
+
+// Run flushes every inventory.flush_interval until ctx ends, then once more.
+func (c *Collector) Run(ctx context.Context) {
+	t := time.NewTicker(c.cfg.Inventory.FlushInterval.D())
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := c.Flush(ctx); err != nil {
+				c.logger.Error("inventory flush failed; retrying at the next interval", "error", err.Error())
+			}
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := c.Flush(fctx); err != nil {
+				c.logger.Error("final inventory flush failed", "error", err.Error())
+			}
+			cancel()
+			return
+		}
+	}
+}
+
+// Close releases the store and the findings file. Call it after Run returned.
+func (c *Collector) Close() error {
+	var errs []error
+	if c.sink != nil {
+		errs = append(errs, c.sink.Close())
+	}
+	errs = append(errs, c.store.Close())
+	return errors.Join(errs...)
+}

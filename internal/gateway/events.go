@@ -1,0 +1,183 @@
+package gateway
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bulwarkapi/bulwark/internal/admin"
+	"github.com/bulwarkapi/bulwark/internal/collector"
+	"github.com/bulwarkapi/bulwark/internal/config"
+	"github.com/bulwarkapi/bulwark/internal/event"
+	"github.com/bulwarkapi/bulwark/internal/event/natsbus"
+	"github.com/bulwarkapi/bulwark/internal/stage/record"
+)
+
+// publishLogEvery rate-limits the log line of failed NATS publishes.
+const publishLogEvery = 10 * time.Second
+
+// events is the gateway's side of the inventory: the bus every exchange
+// event goes through, and either the in-process collector (one node) or
+// the NATS publisher (a cluster, whose collector runs elsewhere).
+type events struct {
+	bus       *event.Bus
+	collector *collector.Collector // nil in a cluster
+	publisher *natsbus.Publisher   // nil on one node
+	cancel    context.CancelFunc
+	busDone   chan struct{}
+	runDone   chan struct{}
+
+	mu                sync.Mutex
+	lastPublishLog    time.Time
+	publishFailures   uint64
+	publishedBatches  uint64
+	publishFailedEvts uint64
+}
+
+// openEvents starts the event path unless the inventory is disabled.
+func (g *Gateway) openEvents(ctx context.Context, cfg *config.Config, snap *snapshot) error {
+	if cfg.Inventory.Disabled || g.opts.NoAudit {
+		return nil
+	}
+	ev := &events{bus: event.NewBus(event.Options{})}
+	var internal []netip.Prefix
+	for _, s := range cfg.Inventory.InternalNetworks {
+		if p, err := config.ParsePrefix(s); err == nil {
+			internal = append(internal, p)
+		}
+	}
+	host, _ := os.Hostname()
+	g.recorder.WithEvents(record.EventOptions{Gateway: host, Internal: internal, Publish: ev.bus.Publish})
+
+	if cfg.Cluster.NATSURL != "" {
+		p, err := natsbus.NewPublisher(ctx, cfg.Cluster.NATSURL, natsbus.PublisherOptions{
+			Stream: cfg.Cluster.NATSStream, Subject: cfg.Cluster.NATSSubject, Logger: g.logger.With("component", "nats")})
+		if err != nil {
+			return err
+		}
+		ev.publisher = p
+		ev.bus.Subscribe(func(ctx context.Context, batch []event.Exchange) { g.publishBatch(ctx, ev, batch) })
+	} else {
+		c, err := collector.New(ctx, collector.Options{Config: cfg, Specs: snap.specs, Logger: g.logger.With("component", "inventory")})
+		if err != nil {
+			return err
+		}
+		ev.collector = c
+		ev.bus.Subscribe(func(ctx context.Context, batch []event.Exchange) { _ = c.Handle(ctx, batch) })
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	ev.cancel = cancel
+	ev.busDone, ev.runDone = make(chan struct{}), make(chan struct{})
+	go func() { defer close(ev.busDone); ev.bus.Run(runCtx) }()
+	go func() {
+		defer close(ev.runDone)
+		if ev.collector != nil {
+			ev.collector.Run(runCtx)
+		}
+	}()
+	g.events = ev
+	g.metrics.Registry.MustRegister(eventsCollector{ev})
+	return nil
+}
+
+// publishBatch sends a batch to NATS; a failure drops the batch (counted
+// and logged at most every publishLogEvery): requests never wait for NATS.
+func (g *Gateway) publishBatch(ctx context.Context, ev *events, batch []event.Exchange) {
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := ev.publisher.PublishBatch(pctx, batch)
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	if err == nil {
+		ev.publishedBatches++
+		return
+	}
+	ev.publishFailures++
+	ev.publishFailedEvts += uint64(len(batch))
+	if time.Since(ev.lastPublishLog) >= publishLogEvery {
+		ev.lastPublishLog = time.Now()
+		g.logger.Warn("publishing exchange events to NATS failed; the batch is dropped", "events", len(batch), "error", err.Error())
+	}
+}
+
+// closeEvents drains the bus, then stops the collector (final flush) or
+// the publisher.
+func (g *Gateway) closeEvents() {
+	ev := g.events
+	if ev == nil {
+		return
+	}
+	// The bus delivers what is queued, then the collector flushes once more.
+	ev.bus.Close()
+	<-ev.busDone
+	ev.cancel()
+	<-ev.runDone
+	if ev.collector != nil {
+		if err := ev.collector.Close(); err != nil {
+			g.logger.Error("closing the inventory store", "error", err.Error())
+		}
+	}
+	if ev.publisher != nil {
+		_ = ev.publisher.Close()
+	}
+}
+
+// eventsCollector exposes the event path's counters at scrape time.
+type eventsCollector struct{ ev *events }
+
+var (
+	eventsPublishedDesc = prometheus.NewDesc("bulwark_events_published_total", "Exchange events queued on the event bus.", nil, nil)
+	eventsDroppedDesc   = prometheus.NewDesc("bulwark_events_dropped_total",
+		"Exchange events dropped because the bus was full (requests never wait for the inventory) or a NATS publish failed.", nil, nil)
+	eventsIngestedDesc = prometheus.NewDesc("bulwark_inventory_events_total", "Exchange events ingested into the inventory.", nil, nil)
+	findingsDesc       = prometheus.NewDesc("bulwark_detector_findings_total", "New or updated behavioural findings.", nil, nil)
+	flushErrorsDesc    = prometheus.NewDesc("bulwark_inventory_store_errors_total", "Failed writes of the inventory or findings to the store (retried).", nil, nil)
+)
+
+func (c eventsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{eventsPublishedDesc, eventsDroppedDesc, eventsIngestedDesc, findingsDesc, flushErrorsDesc} {
+		ch <- d
+	}
+}
+
+func (c eventsCollector) Collect(ch chan<- prometheus.Metric) {
+	ev := c.ev
+	ev.mu.Lock()
+	failed := ev.publishFailedEvts
+	ev.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(eventsPublishedDesc, prometheus.CounterValue, float64(ev.bus.Published()))
+	ch <- prometheus.MustNewConstMetric(eventsDroppedDesc, prometheus.CounterValue, float64(ev.bus.Dropped()+failed))
+	if ev.collector != nil {
+		s := ev.collector.Stats()
+		ch <- prometheus.MustNewConstMetric(eventsIngestedDesc, prometheus.CounterValue, float64(s.Ingested))
+		ch <- prometheus.MustNewConstMetric(findingsDesc, prometheus.CounterValue, float64(s.Findings))
+		ch <- prometheus.MustNewConstMetric(flushErrorsDesc, prometheus.CounterValue, float64(s.FlushErrors))
+	}
+}
+
+// adminData feeds the admin API from the in-process collector.
+func (g *Gateway) adminData() admin.Data {
+	ev := g.events
+	if ev == nil || ev.collector == nil {
+		return admin.Data{}
+	}
+	c := ev.collector
+	return admin.Data{Inventory: c.Inventory(), Findings: c.Store().Findings}
+}
+
+// gatewayCoolDown asks the in-process detectors whether a caller is on
+// cool-down; in a cluster the detectors run in the collector and this
+// node enforces nothing (a documented limit).
+type gatewayCoolDown struct{ g *Gateway }
+
+func (c gatewayCoolDown) CoolingDown(subject, client string) (time.Time, bool) {
+	ev := c.g.events
+	if ev == nil || ev.collector == nil {
+		return time.Time{}, false
+	}
+	return ev.collector.Detector().CoolingDown(subject, client)
+}

@@ -1,0 +1,196 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// adminJSON GETs an admin API path with the token and decodes the JSON.
+func adminJSON(t *testing.T, env *gwEnv, path string, v any) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, env.admin+path, nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == 200 && v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("%s: %v\n%s", path, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+type findingsResp struct {
+	Findings []struct {
+		ID, Kind, Severity, Endpoint, Subject string
+		Count                                 int
+	}
+}
+
+// waitFindings polls the admin API until every wanted kind is there.
+func waitFindings(t *testing.T, env *gwEnv, kinds ...string) findingsResp {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var fr findingsResp
+		adminJSON(t, env, "/api/v1/findings", &fr)
+		have := map[string]bool{}
+		for _, f := range fr.Findings {
+			have[f.Kind] = true
+		}
+		missing := []string{}
+		for _, k := range kinds {
+			if !have[k] {
+				missing = append(missing, k)
+			}
+		}
+		if len(missing) == 0 {
+			return fr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("findings %v never appeared; have %+v", missing, fr.Findings)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestInventoryFindingsFromTraffic is issue #7's acceptance test: traffic
+// to an undocumented endpoint, to a deprecated operation and to an
+// unauthenticated endpoint returning card numbers produces the three
+// findings, visible in the admin API and kept in the store.
+func TestInventoryFindingsFromTraffic(t *testing.T) {
+	up := httptestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasSuffix(r.URL.Path, "/cards") {
+			_, _ = io.WriteString(w, `{"cards":[{"pan":"4111111111111111","expiry":"12/29"}]}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	cfg := fmt.Sprintf(`
+listeners:
+  - addr: "127.0.0.1:0"
+    tls: {cert_file: tls.crt, key_file: tls.key}
+admin: {addr: "127.0.0.1:0", token: %q}
+audit: {path: audit.log}
+store: {url: "sqlite://inventory.db"}
+inventory: {flush_interval: 100ms}
+apis:
+  - name: bank
+    match: {path_prefix: /api/v1}
+    upstream: {url: %q}
+    spec: bank.yaml
+    data: {observe: [pan]}
+`, testToken, up)
+	env := startGatewayWith(t, cfg, func(dir string) {
+		b, err := os.ReadFile("../inventory/testdata/bank.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "bank.yaml"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for i := range 5 {
+		env.get(t, "/api/v1/internal/debug")                            // undocumented
+		env.get(t, fmt.Sprintf("/api/v1/legacy/statements/st%d", i))    // deprecated
+		env.get(t, fmt.Sprintf("/api/v1/accounts/acc%d/cards", 1000+i)) // no credential, card numbers back
+		env.get(t, fmt.Sprintf("/api/v1/accounts/acc%d", 1000+i))
+	}
+	fr := waitFindings(t, env, "shadow_endpoint", "zombie_endpoint", "unauthenticated_sensitive_data")
+	for _, f := range fr.Findings {
+		switch f.Kind {
+		case "shadow_endpoint":
+			if !strings.Contains(f.Endpoint, "/internal/debug") {
+				t.Errorf("shadow finding on %q", f.Endpoint)
+			}
+		case "zombie_endpoint":
+			if !strings.Contains(f.Endpoint, "/legacy/statements/") {
+				t.Errorf("zombie finding on %q", f.Endpoint)
+			}
+		case "unauthenticated_sensitive_data":
+			if !strings.Contains(f.Endpoint, "/cards") || (f.Severity != "critical" && f.Severity != "high") {
+				t.Errorf("unauthenticated PAN finding %+v", f)
+			}
+		}
+	}
+	var inv struct {
+		Endpoints []struct {
+			ID, Method, Template string
+			SpecStatus           string `json:"spec_status"`
+			Count                int
+		}
+	}
+	if code := adminJSON(t, env, "/api/v1/inventory?status=shadow", &inv); code != 200 || len(inv.Endpoints) == 0 {
+		t.Fatalf("inventory filter status=shadow: %d %+v", code, inv)
+	}
+	var one map[string]any
+	if code := adminJSON(t, env, "/api/v1/inventory/"+inv.Endpoints[0].ID, &one); code != 200 || one["template"] == nil {
+		t.Fatalf("endpoint page: %d %v", code, one)
+	}
+	if code := adminJSON(t, env, "/api/v1/inventory/nope", nil); code != 404 {
+		t.Fatalf("unknown endpoint id: %d, want 404", code)
+	}
+	req, _ := http.NewRequest(http.MethodGet, env.admin+"/api/v1/findings", nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("findings without the token: %v %v", resp, err)
+	}
+}
+
+// TestEnumerationThroughTheGateway: one customer walking 50 account ids
+// raises a BOLA enumeration finding within seconds; a customer reading
+// their own account raises none; in enforce mode the walker is cooled down.
+func TestEnumerationThroughTheGateway(t *testing.T) {
+	f := startBankAuthzWith(t, "enforce", "inventory: {flush_interval: 100ms}\ndetect: {mode: enforce}\n")
+	walker := f.token(t, f.a)
+	normal := f.token(t, f.b)
+	for i := range 30 {
+		f.call(t, normal, http.MethodGet, "/api/v1/accounts/"+f.bAcc, "")
+		_ = i
+	}
+	start := time.Now()
+	cooled := false
+	for i := range 50 {
+		code, _ := f.call(t, walker, http.MethodGet, fmt.Sprintf("/api/v1/accounts/acc-%04d", i), "")
+		if code == http.StatusTooManyRequests {
+			cooled = true
+			break
+		}
+	}
+	fr := waitFindings(t, f.env, "bola_enumeration")
+	t.Logf("enumeration finding after %s", time.Since(start).Round(time.Millisecond))
+	n := 0
+	for _, fd := range fr.Findings {
+		if fd.Kind == "bola_enumeration" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d enumeration findings, want exactly 1 (the walker's): %+v", n, fr.Findings)
+	}
+	// The walker is on cool-down now; the normal customer is not.
+	deadline := time.Now().Add(5 * time.Second)
+	for !cooled && time.Now().Before(deadline) {
+		if code, _ := f.call(t, walker, http.MethodGet, "/api/v1/accounts/"+f.aAcc, ""); code == http.StatusTooManyRequests {
+			cooled = true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !cooled {
+		t.Fatal("the walker was never put on cool-down in enforce mode")
+	}
+	if code, _ := f.call(t, normal, http.MethodGet, "/api/v1/accounts/"+f.bAcc, ""); code != 200 {
+		t.Fatalf("the normal customer got %d", code)
+	}
+}
