@@ -159,3 +159,51 @@ func TestTwoGatewaysNATSPostgres(t *testing.T) {
 		t.Fatalf("after a collector restart: %v in %d rows (was %d rows): duplicates", got, rows3, rows2)
 	}
 }
+
+// TestInventoryImportExportCLI runs `bulwark inventory import` twice on
+// the same traffic (the second adds nothing) and `bulwark inventory
+// export`, as a user would.
+func TestInventoryImportExportCLI(t *testing.T) {
+	dir := t.TempDir()
+	writeCert(t, dir)
+	cfgPath := filepath.Join(dir, "bulwark.yaml")
+	must(t, os.WriteFile(cfgPath, []byte(gatewayConfig(freePort(t), freePort(t), "http://127.0.0.1:9")+"store: {url: \"sqlite://inv.db\"}\n"), 0o600))
+	var log strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&log, "198.51.100.%d - - [29/Nov/2026:10:00:%02d +0000] \"GET /accounts/%d/transactions?limit=10 HTTP/1.1\" 200 512 \"-\" \"curl/8\"\n", i%200, i%60, 700000+i)
+		fmt.Fprintf(&log, "198.51.100.%d - - [29/Nov/2026:10:01:%02d +0000] \"GET /customers/cus_%08dAbC HTTP/1.1\" 200 128 \"-\" \"curl/8\"\n", i%200, i%60, 4000+i)
+	}
+	logPath := filepath.Join(dir, "access.log")
+	must(t, os.WriteFile(logPath, []byte(log.String()), 0o600))
+	t.Setenv("E2E_ADMIN_TOKEN", e2eToken)
+
+	out, code := runBin(t, "inventory", "import", "-c", cfgPath, logPath)
+	if code != 0 || !strings.Contains(out, "60 imported") {
+		t.Fatalf("first import: %d\n%s", code, out)
+	}
+	out, code = runBin(t, "inventory", "import", "-c", cfgPath, logPath)
+	if code != 0 || !strings.Contains(out, "0 events ingested, 60 already imported") {
+		t.Fatalf("second import of the same file: %d\n%s", code, out)
+	}
+	out, code = runBin(t, "inventory", "export", "-c", cfgPath, "--format", "openapi")
+	if code != 0 {
+		t.Fatalf("export: %d\n%s", code, out)
+	}
+	var doc struct {
+		OpenAPI string
+		Paths   map[string]any
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("export is not JSON: %v\n%s", err, out)
+	}
+	var paths []string
+	for p := range doc.Paths {
+		paths = append(paths, p)
+	}
+	if doc.OpenAPI != "3.1.0" || len(paths) != 2 || doc.Paths["/accounts/{accountId}/transactions"] == nil {
+		t.Fatalf("exported %s with paths %v", doc.OpenAPI, paths)
+	}
+	if _, code := runBin(t, "inventory", "export", "-c", cfgPath, "--format", "sarif"); code != exitInvalid {
+		t.Fatalf("unknown format: exit %d, want %d", code, exitInvalid)
+	}
+}
