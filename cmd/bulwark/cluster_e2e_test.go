@@ -54,7 +54,7 @@ func TestTwoProcessesShareOneLimit(t *testing.T) {
 				if u == "" {
 					t.Skip("BULWARK_TEST_REDIS_URL not set: skipping the shared-limit test")
 				}
-				cluster = fmt.Sprintf("cluster: {redis_url: %q}\n", u)
+				cluster = fmt.Sprintf("cluster: {redis_url: %q, redis_timeout: 5s}\n", u)
 			}
 			up := namedUpstream(t, "bank")
 			// A name unique to this run, so counts left in Redis by an

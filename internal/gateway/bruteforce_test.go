@@ -69,7 +69,7 @@ func TestBruteForceLockout(t *testing.T) {
 		t.Run(store, func(t *testing.T) {
 			top := ""
 			if store == "redis" {
-				top = fmt.Sprintf("cluster: {redis_url: %q}", redisURL(t))
+				top = fmt.Sprintf("cluster: {redis_url: %q, redis_timeout: 5s}", redisURL(t))
 			}
 			env := startLoginGateway(t, top, `    brute_force: {operation: "POST /login", username: request.body.username, max_failures: 5, window: 1m, delay: 1ms, max_delay: 4ms}
 `)

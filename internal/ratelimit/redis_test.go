@@ -235,7 +235,10 @@ func TestRedisKeyExpiry(t *testing.T) {
 	// T = 1ms: the key is idle, and gone, within a few milliseconds.
 	fast := Limit{Rate: 1000, Period: time.Second, Burst: 1}
 	allow(t, st, "fast", fast, 1)
-	if pttl, err := c.PTTL(ctx, rkey("fast")).Result(); err != nil || pttl <= 0 || pttl > time.Millisecond {
+	// Under load the key may already be gone when PTTL runs (-2, reported
+	// as a non-positive duration); what matters is that it never lives
+	// longer than the time until idle.
+	if pttl, err := c.PTTL(ctx, rkey("fast")).Result(); err != nil || pttl > time.Millisecond {
 		t.Fatalf("PTTL = %s, %v; want at most 1ms", pttl, err)
 	}
 	deadline := time.Now().Add(time.Second)
