@@ -2,6 +2,7 @@ package bruteforce
 
 import (
 	"context"
+	stripe "github.com/bulwarkapi/bulwark/internal/shard"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -17,12 +18,6 @@ const (
 	// fallback of the shared store.
 	DefaultMaxKeys = 100_000
 
-	// maxShards caps lock striping: 64 mutexes keep contention negligible
-	// on any realistic core count.
-	maxShards = 64
-	// minShardKeys is the smallest per-shard capacity worth splitting for,
-	// so that the eviction order within a shard stays meaningful.
-	minShardKeys = 64
 	// sweepPerInsert is how many expired entries an insert removes even
 	// when its shard is not full: enough to keep up with churn, small
 	// enough to bound the latency of one call.
@@ -61,10 +56,8 @@ func NewLocal(o LocalOptions) *Local {
 	if now == nil {
 		now = time.Now
 	}
-	n := maxShards
-	for n > 1 && maxKeys/n < minShardKeys {
-		n /= 2
-	}
+	caps := stripe.Capacities(maxKeys)
+	n := len(caps)
 	l := &Local{
 		now:    now,
 		epoch:  now(),
@@ -72,11 +65,7 @@ func NewLocal(o LocalOptions) *Local {
 		shards: make([]shard, n),
 		mask:   uint64(n - 1),
 	}
-	for i := range l.shards {
-		c := maxKeys / n
-		if i < maxKeys%n {
-			c++ // spread the remainder so the shards sum to exactly maxKeys
-		}
+	for i, c := range caps {
 		l.shards[i] = shard{cap: c, keys: make(map[subjectKey]*entry)}
 	}
 	return l

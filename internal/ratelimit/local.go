@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	stripe "github.com/bulwarkapi/bulwark/internal/shard"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -14,14 +15,6 @@ const (
 	// in the low hundreds of megabytes even under a key-spraying flood.
 	DefaultMaxKeys = 1_000_000
 
-	// maxShards caps lock striping: 64 mutexes keep contention negligible
-	// on any realistic core count while each shard stays large enough for
-	// its eviction order to be meaningful.
-	maxShards = 64
-	// minShardKeys is the smallest per-shard capacity worth splitting for;
-	// small stores use fewer shards rather than many tiny ones, so that
-	// eviction of idle keys before limited ones holds "when possible".
-	minShardKeys = 64
 	// sweepPerInsert is how many idle entries (TAT in the past) an insert
 	// removes opportunistically even when its shard is not full: enough to
 	// keep up with churn, small enough to bound the latency of one call.
@@ -60,10 +53,8 @@ func NewLocal(o LocalOptions) *Local {
 	if now == nil {
 		now = time.Now
 	}
-	n := maxShards
-	for n > 1 && maxKeys/n < minShardKeys {
-		n /= 2
-	}
+	caps := stripe.Capacities(maxKeys)
+	n := len(caps)
 	l := &Local{
 		now:    now,
 		epoch:  now(),
@@ -71,11 +62,7 @@ func NewLocal(o LocalOptions) *Local {
 		shards: make([]shard, n),
 		mask:   uint64(n - 1),
 	}
-	for i := range l.shards {
-		c := maxKeys / n
-		if i < maxKeys%n {
-			c++ // spread the remainder so the shards sum to exactly maxKeys
-		}
+	for i, c := range caps {
 		l.shards[i] = shard{cap: c, keys: make(map[string]*entry)}
 	}
 	return l

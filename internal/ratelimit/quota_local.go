@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	stripe "github.com/bulwarkapi/bulwark/internal/shard"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -45,21 +46,15 @@ func NewLocalQuotas(o LocalQuotaOptions) *LocalQuotas {
 	if now == nil {
 		now = time.Now
 	}
-	n := maxShards
-	for n > 1 && maxKeys/n < minShardKeys {
-		n /= 2
-	}
+	caps := stripe.Capacities(maxKeys)
+	n := len(caps)
 	q := &LocalQuotas{
 		now:    now,
 		seed:   maphash.MakeSeed(), // random per store, as in Local
 		shards: make([]quotaShard, n),
 		mask:   uint64(n - 1),
 	}
-	for i := range q.shards {
-		c := maxKeys / n
-		if i < maxKeys%n {
-			c++ // the shards sum to exactly maxKeys
-		}
+	for i, c := range caps {
 		q.shards[i] = quotaShard{
 			cap:    c,
 			m:      make(map[quotaKey]*quotaEntry),
