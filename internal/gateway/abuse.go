@@ -99,28 +99,56 @@ func (g *Gateway) rateStores() (rl.Store, rl.QuotaStore) {
 	return g.abuse.local, g.abuse.local
 }
 
-// addRateLimits builds the rate-limit stage of one API.
-func (g *Gateway) addRateLimits(stages map[string]pipeline.Stage, env *policy.Env, a config.API, doc *spec.Document, fail func(string, error), p string) {
+// addRateLimits builds the rate-limit stages of one API: limits keyed by
+// client address or operation run before authentication (pre), the
+// others after it (post).
+func (g *Gateway) addRateLimits(pre, post map[string]pipeline.Stage, env *policy.Env, a config.API, doc *spec.Document, fail func(string, error), p string) {
 	if len(a.RateLimits) == 0 {
 		return
 	}
 	store, quotas := g.rateStores()
-	st, err := stagerl.New(stagerl.Options{API: a.Name, Limits: a.RateLimits, Spec: doc, Env: env, Store: store, Quotas: quotas})
+	o := stagerl.Options{API: a.Name, Limits: a.RateLimits, Spec: doc, Env: env, Store: store, Quotas: quotas, Phase: stagerl.BeforeAuth}
+	before, err := stagerl.New(o)
 	if err != nil {
-		located := false
-		for _, e := range unjoin(err) {
-			var fe *stagerl.FieldError
-			if errors.As(e, &fe) {
-				fail(p+"."+fe.Path, fe.Err)
-				located = true
-			}
-		}
-		if !located {
-			fail(p+".rate_limits", err)
-		}
+		failLocated(fail, p, "rate_limits", err)
 		return
 	}
-	stages[a.Name] = st
+	o.Phase = stagerl.AfterAuth
+	after, err := stagerl.New(o)
+	if err != nil {
+		failLocated(fail, p, "rate_limits", err)
+		return
+	}
+	if !before.Empty() {
+		pre[a.Name] = before
+	}
+	if !after.Empty() {
+		post[a.Name] = after
+	}
+}
+
+// fieldError is the located error of a stage's config (authz, ratelimit,
+// brute_force): a path under the API, and the problem.
+type fieldError interface {
+	error
+	Field() string
+	Unwrap() error
+}
+
+// failLocated reports each located problem of err at the API's path plus
+// its own, and anything else at p.section.
+func failLocated(fail func(string, error), p, section string, err error) {
+	located := false
+	for _, e := range unjoin(err) {
+		var fe fieldError
+		if errors.As(e, &fe) {
+			fail(p+"."+fe.Field(), fe.Unwrap())
+			located = true
+		}
+	}
+	if !located {
+		fail(p+"."+section, err)
+	}
 }
 
 // redactedRedis drops the password of a Redis URL for a log line.
@@ -198,17 +226,7 @@ func (g *Gateway) addBruteForce(req map[string]pipeline.Stage, resp map[string]p
 		Monitor: a.Mode == "monitor", Logger: g.logger,
 		OnAlert: func(reason string) { g.metrics.BruteForceAlerts.WithLabelValues(api, reason).Inc() }})
 	if err != nil {
-		located := false
-		for _, e := range unjoin(err) {
-			var fe *stagebf.FieldError
-			if errors.As(e, &fe) {
-				fail(p+"."+fe.Path, fe.Err)
-				located = true
-			}
-		}
-		if !located {
-			fail(p+".brute_force", err)
-		}
+		failLocated(fail, p, "brute_force", err)
 		return
 	}
 	req[api], resp[api] = st, st

@@ -408,3 +408,28 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestAddressLimitsCountBeforeAuthentication: limits by address apply to
+// requests with bad credentials too (counted before the signature check),
+// while identity limits count verified callers.
+func TestAddressLimitsCountBeforeAuthentication(t *testing.T) {
+	f := startBankAuthzWith(t, "enforce", "", "    rate_limits: [{key: ip, rate: 3/h}, {key: identity, rate: 100/h}]\n")
+	codes := []int{}
+	for range 5 {
+		code, _ := f.call(t, "not.a.jwt", http.MethodGet, "/api/v1/accounts/"+f.aAcc, "")
+		codes = append(codes, code)
+	}
+	if fmt.Sprint(codes) != "[401 401 401 429 429]" {
+		t.Fatalf("bad-token requests: %v, want three 401 then 429", codes)
+	}
+	req, _ := http.NewRequest(http.MethodGet, f.env.base+"/api/v1/accounts/"+f.aAcc, nil)
+	req.Header.Set("Authorization", "Bearer not.a.jwt")
+	resp, err := f.env.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Values("RateLimit-Policy"); len(got) != 1 || got[0] != `"ip";q=3;w=3600` {
+		t.Fatalf("RateLimit-Policy on a pre-authentication refusal: %q", got)
+	}
+}

@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"errors"
-
 	"github.com/bulwarkapi/bulwark/internal/config"
 	"github.com/bulwarkapi/bulwark/internal/pipeline"
 	"github.com/bulwarkapi/bulwark/internal/policy"
@@ -19,17 +17,7 @@ func addAuthz(req map[string]pipeline.Stage, resp map[string]pipeline.ResponseSt
 	}
 	st, err := authz.New(authz.Options{API: a.Name, Spec: doc, Objects: a.Objects, Rules: a.Rules, Authorize: a.Authorize, Env: env})
 	if err != nil {
-		located := false
-		for _, e := range unjoin(err) {
-			var fe *authz.FieldError
-			if errors.As(e, &fe) {
-				fail(p+"."+fe.Path, fe.Err)
-				located = true
-			}
-		}
-		if !located {
-			fail(p, err)
-		}
+		failLocated(fail, p, "authorize", err)
 		return
 	}
 	req[a.Name] = st

@@ -54,17 +54,18 @@ type bankFixture struct {
 
 func startBankAuthz(t *testing.T, mode string) *bankFixture {
 	t.Helper()
-	return startBankAuthzWith(t, mode, "")
+	return startBankAuthzWith(t, mode, "", "")
 }
 
-// startBankAuthzWith adds top-level config (inventory, detect) to the fixture.
-func startBankAuthzWith(t *testing.T, mode, top string) *bankFixture {
+// startBankAuthzWith adds top-level config (inventory, detect) and keys
+// of the API (rate_limits) to the fixture.
+func startBankAuthzWith(t *testing.T, mode, top, api string) *bankFixture {
 	t.Helper()
 	bk := bank.New(bank.Options{Seed: 1})
 	srv := httptest.NewServer(bk.Handler())
 	t.Cleanup(srv.Close)
 	k := newKeys(t)
-	env := startGatewayWith(t, top+bankAuthzConfig(srv.URL, mode), func(dir string) {
+	env := startGatewayWith(t, top+bankAuthzConfig(srv.URL, mode)+api, func(dir string) {
 		k.jwks(t, filepath.Join(dir, "jwks.json"))
 		if err := os.WriteFile(filepath.Join(dir, "bank.yaml"), bank.Spec(), 0o600); err != nil {
 			t.Fatal(err)

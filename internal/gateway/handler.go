@@ -97,7 +97,9 @@ func (h listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	d := snap.pipeline.RunRequest(ctx, x)
 	for _, h := range x.ResponseHeaders {
-		hdr.Set(h.Name, h.Value)
+		// Add, not Set: the RateLimit fields are lists, and the limits
+		// counted before and after authentication each add their part.
+		hdr.Add(h.Name, h.Value)
 	}
 	if d != nil {
 		pipeline.WriteDecision(rw, d, x.RequestID)

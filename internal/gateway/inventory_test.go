@@ -152,7 +152,7 @@ apis:
 // raises a BOLA enumeration finding within seconds; a customer reading
 // their own account raises none; in enforce mode the walker is cooled down.
 func TestEnumerationThroughTheGateway(t *testing.T) {
-	f := startBankAuthzWith(t, "enforce", "inventory: {flush_interval: 100ms}\ndetect: {mode: enforce}\n")
+	f := startBankAuthzWith(t, "enforce", "inventory: {flush_interval: 100ms}\ndetect: {mode: enforce}\n", "")
 	walker := f.token(t, f.a)
 	normal := f.token(t, f.b)
 	for i := range 30 {

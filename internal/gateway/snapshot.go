@@ -106,6 +106,7 @@ func (g *Gateway) compile(ctx context.Context, cfg *config.Config, prev *snapsho
 	s.providers = g.buildProviders(ctx, cfg, prev, fail)
 	authStages := map[string]pipeline.Stage{}
 	rateStages, throttleStages := map[string]pipeline.Stage{}, map[string]pipeline.Stage{}
+	preAuthRates := map[string]pipeline.Stage{}
 	loginReq, loginResp := map[string]pipeline.Stage{}, map[string]pipeline.ResponseStage{}
 	s.throttles = map[string]*stagethrottle.Stage{}
 	inspect := newStageSet()
@@ -154,7 +155,7 @@ func (g *Gateway) compile(ctx context.Context, cfg *config.Config, prev *snapsho
 		} else if st != nil {
 			authStages[a.Name] = st
 		}
-		g.addRateLimits(rateStages, env, a, s.specs[a.Name], fail, p)
+		g.addRateLimits(preAuthRates, rateStages, env, a, s.specs[a.Name], fail, p)
 		g.addThrottle(throttleStages, s.throttles, a, prev, fail, p)
 		g.addBruteForce(loginReq, loginResp, env, a, s.specs[a.Name], fail, p)
 		g.addInspection(inspect, a, s.specs[a.Name], cfg, prev, fail, p)
@@ -202,6 +203,11 @@ func (g *Gateway) compile(ctx context.Context, cfg *config.Config, prev *snapsho
 	}
 	s.route = route.New(apis)
 	stages := []pipeline.Stage{s.route}
+	if len(preAuthRates) > 0 {
+		// Limits by address and operation count before authentication,
+		// so a flood of bad credentials costs no signature checks.
+		stages = append(stages, pipeline.NewByAPI(stagerl.StageName, preAuthRates))
+	}
 	if len(authStages) > 0 {
 		stages = append(stages, pipeline.NewByAPI(authn.StageName, authStages))
 	}

@@ -58,6 +58,9 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Path + ": " + e.Err.Error() }
 
+// Field is the path of the problem under the API's config.
+func (e *FieldError) Field() string { return e.Path }
+
 // Unwrap returns the underlying error (a *policy.CompileError for a CEL
 // syntax or type error, with its line and column).
 func (e *FieldError) Unwrap() error { return e.Err }

@@ -41,6 +41,9 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Path + ": " + e.Err.Error() }
 
+// Field is the path of the problem under the API's config.
+func (e *FieldError) Field() string { return e.Path }
+
 // Unwrap returns the underlying error.
 func (e *FieldError) Unwrap() error { return e.Err }
 

@@ -44,7 +44,30 @@ type Options struct {
 	// Monitor records refusals without enforcing them (the API's or the
 	// stage's mode).
 	Monitor bool
+	// Phase selects the limits this stage counts: every limit, or only
+	// those that can be counted before authentication (BeforeAuth), or
+	// only the others (AfterAuth). Problems are reported for every limit
+	// whatever the phase.
+	Phase Phase
 }
+
+// Phase is where in the pipeline a rate-limit stage runs.
+type Phase uint8
+
+const (
+	// AllPhases counts every limit.
+	AllPhases Phase = iota
+	// BeforeAuth counts the limits keyed by client address or operation,
+	// before authentication: a flood of bad credentials is limited before
+	// the gateway spends a signature check on each.
+	BeforeAuth
+	// AfterAuth counts the limits that need the identity (identity,
+	// api_key, CEL keys).
+	AfterAuth
+)
+
+// CountsBeforeAuth reports whether a limit with this key needs no identity.
+func CountsBeforeAuth(key string) bool { return key == config.KeyIP || key == config.KeyOperation }
 
 // FieldError locates a problem in the API's rate_limits block.
 type FieldError struct {
@@ -53,6 +76,9 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string { return e.Path + ": " + e.Err.Error() }
+
+// Field is the path of the problem under the API's config.
+func (e *FieldError) Field() string { return e.Path }
 
 // Unwrap returns the underlying error.
 func (e *FieldError) Unwrap() error { return e.Err }
@@ -158,7 +184,9 @@ func New(o Options) (*Stage, error) {
 				fail(p+".rate", errors.New("no rate-limit store"))
 			}
 		}
-		s.limits = append(s.limits, l)
+		if o.Phase == AllPhases || (o.Phase == BeforeAuth) == CountsBeforeAuth(c.Key) {
+			s.limits = append(s.limits, l)
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -168,6 +196,9 @@ func New(o Options) (*Stage, error) {
 
 // Name implements pipeline.Stage.
 func (s *Stage) Name() string { return StageName }
+
+// Empty reports whether the stage counts no limit (none of its phase).
+func (s *Stage) Empty() bool { return len(s.limits) == 0 }
 
 // Handle counts the request against every limit that applies, in the
 // configured order, and stops at the first that is exhausted. Limits
