@@ -30,6 +30,9 @@ type Options struct {
 	RequestID func() string
 	// Data feeds the admin API (/api/v1/...).
 	Data Data
+	// UI is the dashboard, served under /ui/ with its own sign-in; nil
+	// serves none.
+	UI http.Handler
 }
 
 // New returns the admin handler.
@@ -52,6 +55,9 @@ func New(o Options) http.Handler {
 	mux.Handle("GET /debug/pprof/profile", o.authorize(http.HandlerFunc(pprof.Profile)))
 	mux.Handle("GET /debug/pprof/trace", o.authorize(http.HandlerFunc(pprof.Trace)))
 	o.mountAPI(mux)
+	if o.UI != nil {
+		mux.Handle("/ui/", o.UI)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		// Authenticate before saying whether a path exists.
 		if !o.authorized(r) {

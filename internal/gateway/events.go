@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"net/http"
 	"net/netip"
 	"os"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/bulwarkapi/bulwark/internal/admin"
 	"github.com/bulwarkapi/bulwark/internal/collector"
 	"github.com/bulwarkapi/bulwark/internal/config"
+	"github.com/bulwarkapi/bulwark/internal/dashboard"
 	"github.com/bulwarkapi/bulwark/internal/event"
 	"github.com/bulwarkapi/bulwark/internal/event/natsbus"
 	"github.com/bulwarkapi/bulwark/internal/stage/record"
@@ -25,6 +27,7 @@ const publishLogEvery = 10 * time.Second
 // the NATS publisher (a cluster, whose collector runs elsewhere).
 type events struct {
 	bus       *event.Bus
+	timeline  *dashboard.Timeline  // traffic and blocks over time, for the dashboard
 	collector *collector.Collector // nil in a cluster
 	publisher *natsbus.Publisher   // nil on one node
 	cancel    context.CancelFunc
@@ -43,7 +46,8 @@ func (g *Gateway) openEvents(ctx context.Context, cfg *config.Config, snap *snap
 	if cfg.Inventory.Disabled || g.opts.NoAudit {
 		return nil
 	}
-	ev := &events{bus: event.NewBus(event.Options{})}
+	ev := &events{bus: event.NewBus(event.Options{}), timeline: dashboard.NewTimeline(0, 0)}
+	ev.bus.Subscribe(func(_ context.Context, batch []event.Exchange) { ev.timeline.Add(batch) })
 	var internal []netip.Prefix
 	for _, s := range cfg.Inventory.InternalNetworks {
 		if p, err := config.ParsePrefix(s); err == nil {
@@ -157,6 +161,26 @@ func (c eventsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(findingsDesc, prometheus.CounterValue, float64(s.Findings))
 		ch <- prometheus.MustNewConstMetric(flushErrorsDesc, prometheus.CounterValue, float64(s.FlushErrors))
 	}
+}
+
+// dashboard builds the admin listener's dashboard; nil when the inventory
+// is disabled (there is nothing to show).
+func (g *Gateway) dashboard() (http.Handler, error) {
+	ev := g.events
+	if ev == nil {
+		return nil, nil
+	}
+	o := dashboard.Options{
+		Token:    func() string { return g.snap.Load().cfg.Admin.Token },
+		Config:   func() *config.Config { return g.snap.Load().cfg },
+		Timeline: ev.timeline,
+		Logger:   g.logger.With("component", "dashboard"),
+	}
+	if c := ev.collector; c != nil {
+		o.Inventory = c.Inventory
+		o.Findings = c.Store().Findings
+	}
+	return dashboard.New(o)
 }
 
 // adminData feeds the admin API from the in-process collector.

@@ -142,6 +142,12 @@ func (g *Gateway) Start(ctx context.Context) error {
 			closeAll()
 			return fmt.Errorf("listen admin %s: %w", cfg.Admin.Addr, err)
 		}
+		ui, err := g.dashboard()
+		if err != nil {
+			closeAll()
+			_ = ln.Close()
+			return fmt.Errorf("dashboard: %w", err)
+		}
 		adminLn = ln
 		g.adminLn = ln.Addr()
 		g.admin = &http.Server{
@@ -151,6 +157,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 				Ready:     g.ready.Load,
 				RequestID: newRequestID,
 				Data:      g.adminData(),
+				UI:        ui,
 			}),
 			ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout.D(),
 			ReadTimeout:       10 * time.Second,

@@ -194,3 +194,27 @@ func TestEnumerationThroughTheGateway(t *testing.T) {
 		t.Fatalf("the normal customer got %d", code)
 	}
 }
+
+// TestDashboardServedByAdmin: the admin listener serves the dashboard's
+// sign-in page with a strict CSP, and its pages need a session.
+func TestDashboardServedByAdmin(t *testing.T) {
+	up := newEcho(t, "a")
+	env := startGateway(t, baseConfig(up.srv.URL, ""))
+	resp, err := http.Get(env.admin + "/ui/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Fatalf("/ui/login: %d CSP %q", resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = c.Get(env.admin + "/ui/inventory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusFound {
+		t.Fatalf("/ui/inventory without a session: %d, want a redirect to sign-in", resp.StatusCode)
+	}
+}
