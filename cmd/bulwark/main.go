@@ -171,7 +171,7 @@ func demoCmd(stdout, stderr io.Writer) *cobra.Command {
 	var o demo.Options
 	c := &cobra.Command{
 		Use:   "demo",
-		Short: "Run a sample bank API behind the gateway on loopback, with zero setup",
+		Short: "Run a sample bank API behind the gateway on loopback, with customers and attackers, with zero setup",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
@@ -189,6 +189,10 @@ func demoCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	c.Flags().DurationVar(&o.Duration, "duration", 0, "stop after this long (default: run until interrupted)")
 	c.Flags().StringVar(&o.Dir, "dir", "", "directory for the generated config, certificates and audit log (default: a new temporary directory)")
+	c.Flags().StringVar(&o.Report, "report", "", "at exit, write the traffic summary (per attack kind and for legitimate customers) as JSON to this file")
+	c.Flags().StringVar(&o.ReadyFile, "ready", "", "once serving, write the demo's addresses and admin token as JSON to this file")
+	c.Flags().IntVar(&o.Customers, "customers", 10, "number of simulated legitimate customers")
+	c.Flags().BoolVar(&o.NoTraffic, "no-traffic", false, "run the bank and the gateway without simulated customers and attackers")
 	return c
 }
 
