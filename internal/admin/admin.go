@@ -1,7 +1,9 @@
 // Package admin serves the admin listener: health and readiness for the
-// orchestrator, Prometheus metrics, and (in later versions) the admin API
-// and dashboard. Everything but /healthz and /readyz requires the admin
-// token, compared in constant time.
+// orchestrator, Prometheus metrics, the admin API (/api/v1/) and the
+// dashboard (/ui/, mounted from internal/dashboard). Everything but
+// /healthz, /readyz and the dashboard requires the admin token, compared
+// in constant time; the dashboard has its own session sign-in with the
+// same token.
 package admin
 
 import (
