@@ -187,7 +187,7 @@ build() {
 # ---------------------------------------------------------------- servers
 
 PORT_NAMES=(upstream nginx bare-default bare-tuned bulwark bulwark-admin)
-for v in bulwark-jwt bulwark-authz bulwark-validate bulwark-data bulwark-waf bulwark-full bulwark-rl-local bulwark-rl-redis; do PORT_NAMES+=("$v" "$v-admin"); done
+for v in bulwark-jwt bulwark-authz bulwark-validate bulwark-data bulwark-waf bulwark-full bulwark-rl-local bulwark-rl-redis bulwark-noinv; do PORT_NAMES+=("$v" "$v-admin"); done
 declare -A PORT
 
 alloc_ports() {
@@ -305,6 +305,11 @@ start_servers() {
 
 	write_variant bulwark "" ""
 	start_variant bulwark "Bulwark pass-through"
+
+	# The same pass-through without the inventory: what the exchange
+	# events (built per request, ingested on another goroutine) cost.
+	write_variant bulwark-noinv "inventory: {disabled: true}" ""
+	start_variant bulwark-noinv "Bulwark pass-through, inventory disabled"
 
 	"$BIN/tokens" -dir "$OUT" -n "${BENCH_TOKENS:-100}"
 	local idp="identity:
@@ -523,6 +528,8 @@ headline() {
 		echo "**Authorization stage (three object rules, two business rules, CEL) = $(ratio "${RPS[bulwark-authz]:-}" "${RPS[bulwark-jwt]:-}") of the same gateway with JWT only** (both driven by the same token script)."
 	fi
 	echo
+	echo "**Inventory and detectors (exchange events on every request, ingested off the request path): pass-through with them $(ratio "${RPS[bulwark]:-}" "${RPS[bulwark-noinv]:-}") of pass-through without them.**"
+	echo
 	echo "**Rate limiting as a ratio to Bulwark pass-through in this run: in-memory store $(ratio "${RPS[bulwark-rl-local]:-}" "${RPS[bulwark]:-}"), Redis store $(ratio "${RPS[bulwark-rl-redis]:-}" "${RPS[bulwark]:-}")** (two limits per request, every request counted; one Redis round trip per limit)."
 	echo
 	echo "Each inspection stage as a ratio to Bulwark pass-through in this run: request and response validation $(ratio "${RPS[bulwark-validate]:-}" "${RPS[bulwark]:-}"), sensitive-data scan $(ratio "${RPS[bulwark-data]:-}" "${RPS[bulwark]:-}"), WAF $(ratio "${RPS[bulwark-waf]:-}" "${RPS[bulwark]:-}"); JWT + validation + data together $(ratio "${RPS[bulwark-full]:-}" "${RPS[bulwark]:-}") of pass-through and $(ratio "${RPS[bulwark-full]:-}" "${RPS[nginx]:-}") of nginx (SPEC target for full protection: 0.5x nginx; rate limiting and the WAF are measured apart)."
@@ -531,8 +538,10 @@ headline() {
 gobench() { # gobench PATTERN PKG [FLAGS...] — benchmark lines, or "not available"
 	local pattern=$1 pkg=$2 out
 	shift 2
-	if ! grep -qs "func ${pattern#^}" "$pkg"/*_test.go; then
-		echo "not available (no ${pattern#^} in $pkg)"
+	local name=${pattern#^}
+	name=${name%\$}
+	if ! grep -qs "func ${name}(" "$pkg"/*_test.go; then
+		echo "not available (no ${name} in $pkg)"
 		return
 	fi
 	if out=$(go test -run '^$' -bench "$pattern" -benchmem -count=1 "$@" "$pkg" 2>&1); then

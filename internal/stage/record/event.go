@@ -97,6 +97,9 @@ func Event(x *pipeline.Exchange, o *EventOptions) event.Exchange {
 	for _, p := range x.Params {
 		e.Params = append(e.Params, event.Param{Name: p.Name, In: "path", Type: valueType(p.Value)})
 	}
+	if x.Request.URL.RawQuery == "" {
+		return e // no query: skip parsing one into a map
+	}
 	n := 0
 	for name, vs := range x.Request.URL.Query() {
 		if n++; n > maxEventParams {
