@@ -190,7 +190,7 @@ func (c *Collector) Handle(ctx context.Context, events []event.Exchange) error {
 func (c *Collector) report(ctx context.Context, fs []finding.Finding) {
 	c.findings.Add(uint64(len(fs)))
 	for _, f := range fs {
-		if reports, _ := f.Evidence[detect.EvidenceReports].(int); reports <= 1 {
+		if detect.Reports(f) <= 1 { // new: logged once, updates are not
 			c.logger.Warn("finding", "kind", f.Kind, "severity", f.Severity.String(), "api", f.API, "endpoint", f.Endpoint,
 				"subject", f.Subject, "client", f.Client, "id", f.ID)
 		}

@@ -166,8 +166,12 @@ func OCSF(f finding.Finding) map[string]any {
 	return out
 }
 
-// reportsOf reads Evidence[EvidenceReports] as set by Observe or decoded
-// from JSON; 0 when absent.
+// Reports is how many times Observe has returned f (1: new), read from
+// Evidence[EvidenceReports] as set by Observe or decoded from JSON; 0
+// when absent.
+func Reports(f finding.Finding) int { return reportsOf(f.Evidence) }
+
+// reportsOf reads Evidence[EvidenceReports]; 0 when absent.
 func reportsOf(ev map[string]any) int {
 	switch v := ev[EvidenceReports].(type) {
 	case int:

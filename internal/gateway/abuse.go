@@ -3,13 +3,13 @@ package gateway
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	bf "github.com/bulwarkapi/bulwark/internal/bruteforce"
 	"github.com/bulwarkapi/bulwark/internal/cluster"
 	"github.com/bulwarkapi/bulwark/internal/config"
+	"github.com/bulwarkapi/bulwark/internal/dashboard"
 	"github.com/bulwarkapi/bulwark/internal/pipeline"
 	"github.com/bulwarkapi/bulwark/internal/policy"
 	rl "github.com/bulwarkapi/bulwark/internal/ratelimit"
@@ -69,7 +69,7 @@ func (g *Gateway) openAbuse(cfg *config.Config) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*cluster.DefaultTimeout)
 	defer cancel()
 	if err := r.Ping(ctx); err == nil {
-		g.logger.Info("redis connected: rate limits are shared by every replica", "redis", redactedRedis(cfg.Cluster.RedisURL))
+		g.logger.Info("redis connected: rate limits are shared by every replica", "redis", dashboard.RedactURL(cfg.Cluster.RedisURL))
 	}
 	return nil
 }
@@ -149,16 +149,6 @@ func failLocated(fail func(string, error), p, section string, err error) {
 	if !located {
 		fail(p+"."+section, err)
 	}
-}
-
-// redactedRedis drops the password of a Redis URL for a log line.
-func redactedRedis(u string) string {
-	if at := strings.LastIndexByte(u, '@'); at >= 0 {
-		if i := strings.Index(u, "://"); i >= 0 && i < at {
-			return u[:i+3] + "…@" + u[at+1:]
-		}
-	}
-	return u
 }
 
 // addThrottle builds the throttle stage of one API, keeping the previous

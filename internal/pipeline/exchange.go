@@ -5,6 +5,8 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"net/netip"
 	"time"
@@ -109,6 +111,9 @@ type Exchange struct {
 	Slot Releaser
 
 	bodies bodyState
+	// clientKey and subjectHash cache ClientKey and SubjectHash: several
+	// stages and the event ask for them on one request.
+	clientKey, subjectHash string
 }
 
 // Header is one response header set by a stage.
@@ -136,6 +141,13 @@ const clientIPv6Prefix = 64
 // ClientKey is the client address as abuse counters key on it: an IPv4
 // address as is, an IPv6 address by its /64.
 func (x *Exchange) ClientKey() string {
+	if x.clientKey == "" {
+		x.clientKey = x.clientKeyOf()
+	}
+	return x.clientKey
+}
+
+func (x *Exchange) clientKeyOf() string {
 	a := x.ClientAddr
 	if !a.IsValid() {
 		a = x.Client.Addr().Unmap()
@@ -146,6 +158,21 @@ func (x *Exchange) ClientKey() string {
 		}
 	}
 	return a.String()
+}
+
+// SubjectHash is the hex SHA-256 (16 bytes) of the authenticated caller's
+// provider and subject: the one key identity rate limits, the detectors'
+// cool-downs and exchange events use for a caller, so none of them holds
+// the identity itself. "" when the exchange is anonymous.
+func (x *Exchange) SubjectHash() string {
+	if x.Identity == nil {
+		return ""
+	}
+	if x.subjectHash == "" {
+		sum := sha256.Sum256([]byte(x.Identity.Provider + "\x00" + x.Identity.Subject))
+		x.subjectHash = hex.EncodeToString(sum[:16])
+	}
+	return x.subjectHash
 }
 
 // Record appends a decision to the trail.

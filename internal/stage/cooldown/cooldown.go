@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/bulwarkapi/bulwark/internal/pipeline"
-	"github.com/bulwarkapi/bulwark/internal/stage/record"
 )
 
 // StageName is the name of the stage in decisions, metrics and the audit log.
@@ -38,10 +37,7 @@ func (s *Stage) Name() string { return StageName }
 
 // Handle implements pipeline.Stage.
 func (s *Stage) Handle(_ context.Context, x *pipeline.Exchange) pipeline.Decision {
-	subject := ""
-	if x.Identity != nil {
-		subject = record.SubjectHash(x.Identity)
-	}
+	subject := x.SubjectHash()
 	client := ""
 	if a := x.ClientAddr; a.IsValid() {
 		client = a.String()

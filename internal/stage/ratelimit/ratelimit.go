@@ -8,8 +8,6 @@ package ratelimit
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -292,12 +290,12 @@ func (s *Stage) key(ctx context.Context, l *limit, x *pipeline.Exchange) (string
 			// address under the same limit, so they are not unlimited.
 			return l.prefix + "anon:" + x.ClientKey(), true
 		}
-		return l.prefix + "id:" + hashKey(x.Identity.Provider+"\x00"+x.Identity.Subject), true
+		return l.prefix + "id:" + x.SubjectHash(), true
 	case keyAPIKey:
 		if x.Identity == nil || x.Identity.Kind != identity.KindAPIKey {
 			return "", false
 		}
-		return l.prefix + hashKey(x.Identity.Provider+"\x00"+x.Identity.Subject), true
+		return l.prefix + x.SubjectHash(), true
 	case keyOperation:
 		return l.prefix + x.Operation, true
 	default:
@@ -305,20 +303,15 @@ func (s *Stage) key(ctx context.Context, l *limit, x *pipeline.Exchange) (string
 		if err == nil {
 			var v string
 			if v, err = l.expr.EvalKey(ctx, act); err == nil && v != "" {
-				return l.prefix + "k:" + hashKey(v), true
+				// Hashed: CEL values (tenant names, usernames) stay out of
+				// the store's key space, and key lengths stay bounded.
+				return l.prefix + "k:" + policy.HashID(v), true
 			}
 		}
 		// Fail closed: a key that cannot be computed (missing header, bad
 		// body) falls back to the client address rather than to no limit.
 		return l.prefix + "cel-fallback:" + x.ClientKey(), true
 	}
-}
-
-// hashKey keeps identities and CEL values out of the store's key space
-// (Redis keys are visible to its operators) and bounds the key length.
-func hashKey(v string) string {
-	sum := sha256.Sum256([]byte(v))
-	return hex.EncodeToString(sum[:12])
 }
 
 // policyItem is one member of RateLimit-Policy: "name";q=N;w=S.

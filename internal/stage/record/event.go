@@ -7,7 +7,6 @@ import (
 	"github.com/bulwarkapi/bulwark/internal/event"
 	"github.com/bulwarkapi/bulwark/internal/identity"
 	"github.com/bulwarkapi/bulwark/internal/pipeline"
-	"github.com/bulwarkapi/bulwark/internal/policy"
 )
 
 // maxEventParams bounds the query parameters an event lists: a request
@@ -68,7 +67,7 @@ func Event(x *pipeline.Exchange, o *EventOptions) event.Exchange {
 		}
 	}
 	if id := x.Identity; id != nil {
-		e.Subject = SubjectHash(id)
+		e.Subject = x.SubjectHash()
 		switch id.Kind {
 		case identity.KindJWT:
 			e.Auth = event.AuthJWT
@@ -133,10 +132,4 @@ func valueType(v string) string {
 		return "boolean"
 	}
 	return "string"
-}
-
-// SubjectHash is the hash events carry for an identity, and the key the
-// detectors flag it under.
-func SubjectHash(id *identity.Identity) string {
-	return policy.HashID(id.Provider + "\x00" + id.Subject)
 }
