@@ -380,6 +380,10 @@ func (g *Gateway) warnRestartOnly(old, cur *config.Config) {
 	if old.Cluster.RedisURL != cur.Cluster.RedisURL || old.Cluster.RedisTimeout != cur.Cluster.RedisTimeout || old.Cluster.RedisFallback != cur.Cluster.RedisFallback {
 		g.logger.Warn("cluster.redis_url, redis_timeout or redis_fallback changed: restart to apply")
 	}
+	if !reflect.DeepEqual(old.Inventory, cur.Inventory) || old.Detect != cur.Detect || old.Store != cur.Store ||
+		old.Cluster.NATSURL != cur.Cluster.NATSURL || old.Cluster.NATSStream != cur.Cluster.NATSStream || old.Cluster.NATSSubject != cur.Cluster.NATSSubject {
+		g.logger.Warn("store, inventory, detect or cluster.nats_* changed: restart to apply (the event path is built once)")
+	}
 	if old.Admin.Addr != cur.Admin.Addr || old.Admin.Disabled != cur.Admin.Disabled {
 		g.logger.Warn("admin listener address changed: restart to apply")
 	}
