@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwarkapi/bulwark/internal/inventory/shape"
+
 	"github.com/bulwarkapi/bulwark/internal/event"
 )
 
@@ -173,7 +175,7 @@ func requestTime(tok []byte) float64 {
 		}
 		tok = tok[k+1:]
 	}
-	if bytes.IndexByte(tok, '.') < 0 || len(tok) > 20 || guessType(string(tok)) != typeNumber {
+	if bytes.IndexByte(tok, '.') < 0 || len(tok) > 20 || shape.GuessType(string(tok)) != shape.TypeNumber {
 		return 0
 	}
 	s, err := strconv.ParseFloat(string(tok), 64)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulwarkapi/bulwark/internal/inventory/shape"
+
 	"github.com/bulwarkapi/bulwark/internal/event"
 )
 
@@ -103,8 +105,8 @@ func checkEvent(t *testing.T, x event.Exchange, source string) {
 		t.Fatalf("%d params", len(x.Params))
 	}
 	for _, s := range []map[string]any{x.RequestSchema, x.ResponseSchema} {
-		if s != nil && (schemaDepth(s) > MaxSchemaDepth || schemaNodes(s) > MaxSchemaNodes+1) {
-			t.Fatalf("schema of depth %d, %d nodes", schemaDepth(s), schemaNodes(s))
+		if s != nil && (shape.Depth(s) > MaxSchemaDepth || shape.Nodes(s) > MaxSchemaNodes+1) {
+			t.Fatalf("schema of depth %d, %d nodes", shape.Depth(s), shape.Nodes(s))
 		}
 	}
 	if _, err := json.Marshal(x); err != nil {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwarkapi/bulwark/internal/inventory/shape"
+
 	"github.com/bulwarkapi/bulwark/internal/event"
 )
 
@@ -346,7 +348,7 @@ func (im *importer) harRequestBody(x *event.Exchange, req *harRequest) {
 	case pd.Text != "" && isJSONBody(mime, []byte(pd.Text)):
 		body := []byte(pd.Text)
 		var params []event.Param
-		x.RequestSchema, params = inferJSON(body)
+		x.RequestSchema, params = shape.Infer(body)
 		x.Params = append(x.Params, params...)
 		x.RequestClasses = im.classify(body)
 		return
@@ -396,7 +398,7 @@ func (im *importer) harResponseBody(x *event.Exchange, resp *harResponse) {
 	}
 	mime := mediaType(c.MimeType)
 	if isJSONBody(mime, body) {
-		x.ResponseSchema, _ = inferJSON(body)
+		x.ResponseSchema, _ = shape.Infer(body)
 	}
 	if isTextBody(mime) || isJSONBody(mime, body) {
 		x.ResponseClasses = im.classify(body)

@@ -35,6 +35,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/bulwarkapi/bulwark/internal/inventory/shape"
+
 	"github.com/bulwarkapi/bulwark/internal/event"
 )
 
@@ -85,17 +87,11 @@ const (
 	// meeting a larger entry stops with an error: a JSON stream cannot be
 	// resynchronised past it.
 	MaxHAREntryBytes = 64 << 20
-	// MaxSchemaDepth is how many levels of a JSON body a schema describes;
-	// deeper values are typed but not expanded. Real payload shapes rarely
-	// nest deeper, and the bound keeps schemas of hostile bodies small.
-	MaxSchemaDepth = 6
-	// MaxSchemaProperties is how many properties of one JSON object a schema
-	// keeps (and how many body parameters are recorded); the rest of a wide
-	// object (usually a map keyed by data) is dropped.
-	MaxSchemaProperties = 200
-	// MaxSchemaNodes bounds the nodes of one inferred schema, so that depth
-	// times width cannot make a 1 MiB body into a multi-MiB event.
-	MaxSchemaNodes = 2000
+	// MaxSchemaDepth, MaxSchemaProperties and MaxSchemaNodes bound the
+	// schema inferred from one JSON body: see package shape.
+	MaxSchemaDepth      = shape.MaxDepth
+	MaxSchemaProperties = shape.MaxProperties
+	MaxSchemaNodes      = shape.MaxNodes
 	// MaxQueryParams is how many query (or form) parameters of one request
 	// are considered; a URL with thousands of names is hostile or broken.
 	MaxQueryParams = 100

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwarkapi/bulwark/internal/inventory/shape"
+
 	"github.com/bulwarkapi/bulwark/internal/event"
 )
 
@@ -92,7 +94,7 @@ func (f jsonFields) num(names ...string) (float64, bool) {
 	var v float64
 	if json.Unmarshal(raw, &v) != nil {
 		var s string
-		if json.Unmarshal(raw, &s) != nil || guessType(s) == typeString || guessType(s) == typeBoolean {
+		if json.Unmarshal(raw, &s) != nil || shape.GuessType(s) == shape.TypeString || shape.GuessType(s) == shape.TypeBoolean {
 			return 0, false
 		}
 		if v, ok = parseFloat(s); !ok {
