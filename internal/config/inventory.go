@@ -22,7 +22,30 @@ type Inventory struct {
 	OrphanWindow Duration `yaml:"orphan_window"`
 	// FlushInterval is how often the inventory is written to the store.
 	FlushInterval Duration `yaml:"flush_interval"`
+	// Bodies says what is learned from bodies.
+	Bodies InventoryBodies `yaml:"bodies"`
 }
+
+// InventoryBodies says what the inventory and the detectors learn from
+// JSON bodies. Only types, names and hashes are kept, never values.
+type InventoryBodies struct {
+	// Schemas learns the type-only shape of request and response bodies
+	// from a sample of each endpoint's exchanges (for the inventory and
+	// `inventory export`). Default true.
+	Schemas *bool `yaml:"schemas"`
+	// SampleFirst exchanges of each endpoint are sampled, then one in
+	// SampleEvery.
+	SampleFirst int `yaml:"sample_first"`
+	SampleEvery int `yaml:"sample_every"`
+	// ReturnedIDs hashes the object ids of every successful JSON response
+	// to an authenticated caller, so the ownership detector learns who
+	// was shown which object. Default true.
+	ReturnedIDs *bool `yaml:"returned_ids"`
+}
+
+// SchemasOn and ReturnedIDsOn are the two switches with their defaults.
+func (b InventoryBodies) SchemasOn() bool     { return b.Schemas == nil || *b.Schemas }
+func (b InventoryBodies) ReturnedIDsOn() bool { return b.ReturnedIDs == nil || *b.ReturnedIDs }
 
 // Detect configures the behavioural detectors over the event stream.
 type Detect struct {
@@ -58,6 +81,11 @@ const (
 	// DefaultMaxDistinctObjects: a customer has a handful of accounts and
 	// cards; twenty distinct ids of one kind in a minute is a walk.
 	DefaultMaxDistinctObjects = 20
+	// DefaultSampleFirst and DefaultSampleEvery: ten bodies give an
+	// endpoint its shape at once, and one in a hundred after that follows
+	// changes at a hundredth of the cost of reading every body.
+	DefaultSampleFirst = 10
+	DefaultSampleEvery = 100
 	// DefaultCoolDown: long enough to stop a script, short enough that a
 	// false positive costs a customer minutes.
 	DefaultCoolDown = 5 * time.Minute
@@ -74,6 +102,12 @@ func (c *Config) inventoryDefaults() {
 	setDur(&inv.Retention, DefaultRetention)
 	setDur(&inv.OrphanWindow, DefaultOrphanWindow)
 	setDur(&inv.FlushInterval, DefaultInventoryFlush)
+	if inv.Bodies.SampleFirst == 0 {
+		inv.Bodies.SampleFirst = DefaultSampleFirst
+	}
+	if inv.Bodies.SampleEvery == 0 {
+		inv.Bodies.SampleEvery = DefaultSampleEvery
+	}
 	d := &c.Detect
 	if d.Mode == "" {
 		d.Mode = "monitor"
@@ -104,6 +138,12 @@ func (c *Config) validateInventory(add func(string, string, ...any)) {
 		if d.v <= 0 {
 			add(d.key, "must be positive")
 		}
+	}
+	if c.Inventory.Bodies.SampleFirst < 0 {
+		add("inventory.bodies.sample_first", "must not be negative")
+	}
+	if c.Inventory.Bodies.SampleEvery < 0 {
+		add("inventory.bodies.sample_every", "must not be negative")
 	}
 	checkMode(add, "detect.mode", c.Detect.Mode)
 	if c.Detect.MaxDistinctObjects < 2 {

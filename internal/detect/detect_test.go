@@ -174,6 +174,40 @@ func TestOwnershipAnomaly(t *testing.T) {
 	}
 }
 
+// TestOwnershipShared: ids returned to two subjects (joint accounts, a
+// merchant on everyone's statement) have no owner, so a third subject
+// reading them is not foreign; ids returned to one subject still are.
+func TestOwnershipShared(t *testing.T) {
+	d, c := newTest(t, Options{})
+	alice, bob, carol := hash("alice"), hash("bob"), hash("carol")
+	joint := []string{"j-1", "j-2", "j-3"}
+	own := []string{"a-1", "a-2", "a-3", "a-4"}
+	evs := []event.Exchange{
+		list(base, alice, "192.0.2.1", append(append([]string{}, joint...), own...)...),
+		list(base.Add(time.Second), bob, "192.0.2.2", joint...),
+		list(base.Add(2*time.Second), bob, "192.0.2.2", own[0]), // shared once bob sees it too
+	}
+	for i, a := range joint {
+		evs = append(evs, objectGet(base.Add(time.Duration(3+i)*time.Second), carol, "192.0.2.3", a, 200))
+	}
+	evs = append(evs, objectGet(base.Add(7*time.Second), carol, "192.0.2.3", own[0], 200))
+	if all := flat(run(d, c, evs)); len(all) != 0 {
+		t.Fatalf("reading shared objects raised %+v", all)
+	}
+	var got []finding.Finding
+	for i, a := range own[1:] {
+		at := base.Add(time.Duration(10+i) * time.Second)
+		c.Set(at)
+		got = append(got, d.Observe([]event.Exchange{objectGet(at, carol, "192.0.2.3", a, 200)})...)
+	}
+	// Only alice's three unshared accounts are foreign: one finding, on
+	// the third, counting three objects.
+	if len(got) != 1 || got[0].Subject != carol || got[0].Evidence["foreign_objects"] != 3 {
+		t.Fatalf("findings %+v", got)
+	}
+	checkInvariants(t, d)
+}
+
 func TestCredentialStuffing(t *testing.T) {
 	t.Run("one client, 15 usernames", func(t *testing.T) {
 		d, c := newTest(t, Options{})

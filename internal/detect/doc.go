@@ -63,8 +63,10 @@
 // Evidence counts how many of the foreign requests succeeded: a success
 // is a probable BOLA exposure, not only an attempt.
 //
-// An exchange that touched a foreign object teaches nothing (the ids in
-// its response belong to the other subject). The first owner is kept
+// An id returned to a second subject (a joint account, a merchant many
+// customers' transactions name) is shared: it has no owner, and requests
+// for it are never foreign. An exchange that touched a foreign object
+// teaches nothing (the ids in its response belong to the other subject). The first owner is kept
 // until MaxOwners (default 1,000,000: about 150 MB, plus the id strings
 // when the events' are not shared) evicts it, oldest first; anonymous
 // exchanges are ignored.

@@ -215,7 +215,7 @@ func (d *Detector) ownership(e *event.Exchange, t, b int64) {
 				d.owners.learn(ownerKey{e.API, id}, e.Subject)
 			}
 			for _, id := range capIDs(e.ReturnedIDs) {
-				d.owners.learn(ownerKey{e.API, id}, e.Subject)
+				d.owners.returned(ownerKey{e.API, id}, e.Subject)
 			}
 		}
 		return

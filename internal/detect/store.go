@@ -30,8 +30,30 @@ func newOwners(max int) *owners {
 	return &owners{m: make(map[ownerKey]string), max: max}
 }
 
-// get returns the object's first owner, "" when unknown.
-func (o *owners) get(k ownerKey) string { return o.m[k] }
+// shared is the owner of an object returned to more than one subject: a
+// joint account, or a merchant every customer's transactions name. It
+// has no single owner, so requests for it are never foreign.
+const shared = "\x00shared"
+
+// get returns the object's owner, "" when unknown or shared.
+func (o *owners) get(k ownerKey) string {
+	if s := o.m[k]; s != shared {
+		return s
+	}
+	return ""
+}
+
+// returned records that k was returned to subject: its first owner, or
+// shared when it was returned to another subject before.
+func (o *owners) returned(k ownerKey, subject string) {
+	if s, ok := o.m[k]; ok {
+		if s != subject {
+			o.m[k] = shared
+		}
+		return
+	}
+	o.learn(k, subject)
+}
 
 // learn records subject as the owner of k unless k has one.
 func (o *owners) learn(k ownerKey, subject string) {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bulwarkapi/bulwark/internal/demo/bank"
 )
 
 // adminJSON GETs an admin API path with the token and decodes the JSON.
@@ -216,5 +218,88 @@ func TestDashboardServedByAdmin(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusFound {
 		t.Fatalf("/ui/inventory without a session: %d, want a redirect to sign-in", resp.StatusCode)
+	}
+}
+
+// TestOwnershipFromResponseBodies: the ids the bank returned to one
+// customer's list calls (read from the JSON bodies, hashed) teach the
+// ownership detector; another customer then asking for those objects by
+// id raises an ownership anomaly, though the first customer never
+// requested them by id. The same traffic also gives the inventory the
+// shape of the list responses.
+func TestOwnershipFromResponseBodies(t *testing.T) {
+	f := startBankAuthzWith(t, "enforce", "inventory: {flush_interval: 100ms}\n", "")
+	// alice: a customer with at least three accounts and cards, the
+	// detector's threshold of foreign objects.
+	bk := bank.New(bank.Options{Seed: 1})
+	var paths []string
+	var a bank.Customer
+	for _, c := range bk.Customers()[2:] {
+		paths = paths[:0]
+		for _, acc := range bk.Accounts(c.CustomerID) {
+			paths = append(paths, "/api/v1/accounts/"+acc.AccountID)
+		}
+		for _, card := range bk.Cards(c.CustomerID) {
+			paths = append(paths, "/api/v1/cards/"+card.CardID)
+		}
+		if a = c; len(paths) >= 3 {
+			break
+		}
+	}
+	if len(paths) < 3 {
+		t.Fatal("no customer of the demo bank has three objects")
+	}
+	alice, bob := f.token(t, a), f.token(t, f.b)
+	for _, p := range []string{"/api/v1/accounts?customerId=" + a.CustomerID, "/api/v1/cards"} {
+		if code, body := f.call(t, alice, http.MethodGet, p, ""); code != 200 {
+			t.Fatalf("alice %s: %d %s", p, code, body)
+		}
+	}
+	// Let alice's list events reach the detectors before bob's requests:
+	// the detector learns owners in the order it sees events.
+	waitEndpoint(t, f.env, "GET", "/api/v1/cards")
+	for _, p := range paths {
+		if code, _ := f.call(t, bob, http.MethodGet, p, ""); code != http.StatusForbidden {
+			t.Fatalf("bob %s: %d, want 403", p, code)
+		}
+	}
+	fr := waitFindings(t, f.env, "bola_ownership_anomaly")
+	for _, fd := range fr.Findings {
+		if fd.Kind == "bola_ownership_anomaly" && fd.Count < 1 {
+			t.Errorf("finding %+v", fd)
+		}
+	}
+	ep := waitEndpoint(t, f.env, "GET", "/api/v1/accounts")
+	if ep["response_schema"] == nil {
+		t.Fatalf("GET /accounts has no response schema: %v", ep)
+	}
+	b, _ := json.Marshal(ep["response_schema"])
+	if !strings.Contains(string(b), `"accountId":{"type":"string"}`) {
+		t.Errorf("response schema %s lacks accountId", b)
+	}
+}
+
+// waitEndpoint polls the inventory until the endpoint is there and
+// returns its admin API document.
+func waitEndpoint(t *testing.T, env *gwEnv, method, template string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var inv struct {
+			Endpoints []struct{ ID, Method, Template string }
+		}
+		adminJSON(t, env, "/api/v1/inventory", &inv)
+		for _, e := range inv.Endpoints {
+			if e.Method == method && e.Template == template {
+				var one map[string]any
+				if code := adminJSON(t, env, "/api/v1/inventory/"+e.ID, &one); code == 200 {
+					return one
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s %s never appeared in %+v", method, template, inv.Endpoints)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/bulwarkapi/bulwark/internal/stage/authz"
 	stagebf "github.com/bulwarkapi/bulwark/internal/stage/bruteforce"
 	"github.com/bulwarkapi/bulwark/internal/stage/cooldown"
+	"github.com/bulwarkapi/bulwark/internal/stage/observe"
 	stagerl "github.com/bulwarkapi/bulwark/internal/stage/ratelimit"
 	"github.com/bulwarkapi/bulwark/internal/stage/route"
 	stagethrottle "github.com/bulwarkapi/bulwark/internal/stage/throttle"
@@ -40,7 +41,30 @@ type snapshot struct {
 	clients   clientAddrs                     // how the client address is resolved
 	throttles map[string]*stagethrottle.Stage // by API name, reused on reload
 	files     []string                        // every file the snapshot was built from, for the watcher
+	sampler   *observe.Sampler                // body sampling counts, reused on reload; nil without events
 	loaded    time.Time
+}
+
+// observeStage returns the body observation stage when exchange events
+// are on and something is to be observed, else nil. The sampler carries
+// over a reload that keeps the sampling settings.
+func (g *Gateway) observeStage(cfg *config.Config, s, prev *snapshot) *observe.Stage {
+	b := cfg.Inventory.Bodies
+	if cfg.Inventory.Disabled || g.opts.NoAudit || (!b.SchemasOn() && !b.ReturnedIDsOn()) {
+		return nil
+	}
+	if prev != nil && prev.sampler != nil && prev.cfg.Inventory.Bodies.SampleFirst == b.SampleFirst &&
+		prev.cfg.Inventory.Bodies.SampleEvery == b.SampleEvery {
+		s.sampler = prev.sampler
+	} else {
+		s.sampler = observe.NewSampler(b.SampleFirst, b.SampleEvery)
+	}
+	return observe.New(observe.Options{
+		Schemas:         b.SchemasOn(),
+		ReturnedIDs:     b.ReturnedIDsOn(),
+		MaxRequestBytes: int64(cfg.Limits.MaxBodyBytes),
+		Hash:            policy.HashID,
+	}, s.sampler)
 }
 
 // aeadSuites are the TLS 1.2 cipher suites Bulwark offers: ECDHE for
@@ -225,6 +249,12 @@ func (g *Gateway) compile(ctx context.Context, cfg *config.Config, prev *snapsho
 	if len(authzReq) > 0 {
 		stages = append(stages, pipeline.NewByAPI(authz.StageName, authzReq))
 	}
+	obs := g.observeStage(cfg, s, prev)
+	if obs != nil {
+		// After every check: only what the gateway lets through teaches
+		// the inventory a body shape.
+		stages = append(stages, obs)
+	}
 	if len(throttleStages) > 0 {
 		// Last: a slot is held only by requests every check let through,
 		// and only for as long as the upstream works on them.
@@ -242,6 +272,10 @@ func (g *Gateway) compile(ctx context.Context, cfg *config.Config, prev *snapsho
 		respStages = append(respStages, pipeline.NewByAPIResponse(authz.StageName, authzResp))
 	}
 	respStages = append(respStages, inspectResp...)
+	if obs != nil {
+		// Last: the body as the client receives it (masked).
+		respStages = append(respStages, obs)
+	}
 	s.pipeline = pipeline.New(g.metrics, stages, respStages)
 	slices.Sort(s.files)
 	s.files = slices.Compact(s.files)

@@ -47,6 +47,21 @@ func (x *Exchange) RequestBody() ([]byte, error) {
 	return data, err
 }
 
+// ReadRequestBody returns the request body when a stage has already read
+// it (RequestBody), without reading it: after the request stages the body
+// belongs to the upstream.
+func (x *Exchange) ReadRequestBody() ([]byte, bool) {
+	b := &x.bodies
+	return b.req, b.reqRead && b.reqErr == nil
+}
+
+// InspectedResponseBody returns the response body when a stage has read
+// all of it (ResponseBody), without reading it.
+func (x *Exchange) InspectedResponseBody() ([]byte, bool) {
+	b := &x.bodies
+	return b.resp, b.respRead && b.respComplete && b.respErr == nil
+}
+
 // errBodyTooLarge says a response was larger than what may be inspected.
 var errBodyTooLarge = errors.New("response body larger than the inspection limit")
 

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/bulwarkapi/bulwark/internal/event"
 	"github.com/bulwarkapi/bulwark/internal/identity"
 )
 
@@ -95,8 +96,20 @@ type Exchange struct {
 	// inventory. Never the values.
 	RequestClasses, ResponseClasses []string
 	// ObjectIDs are hashes (policy.HashID) of the object ids an
-	// authorization decision was made about, for the detectors.
-	ObjectIDs []string
+	// authorization decision was made about, for the detectors;
+	// ObjectParam names the path parameter the first came from.
+	ObjectIDs   []string
+	ObjectParam string
+	// ReturnedIDs are hashes (policy.HashID) of the object ids a
+	// successful JSON response returned to an authenticated caller, for
+	// ownership learning (stage observe).
+	ReturnedIDs []string
+	// SampleBodies marks an exchange whose body shapes the inventory
+	// samples; RequestSchema, ResponseSchema and BodyParams are what was
+	// learned: types and names, never values (stage observe).
+	SampleBodies                  bool
+	RequestSchema, ResponseSchema map[string]any
+	BodyParams                    []event.Param
 
 	// ResponseHeaders are headers a stage wants on the response to the
 	// client whatever the outcome (RateLimit, RateLimit-Policy): set on an

@@ -285,7 +285,10 @@ func (s *Stage) Handle(ctx context.Context, x *pipeline.Exchange) pipeline.Decis
 
 	// 3. Object level.
 	for _, r := range objs {
-		if v := objectID(x, r.idParam); v != "" {
+		if name, v := objectParam(x, r.idParam); v != "" {
+			if len(x.ObjectIDs) == 0 {
+				x.ObjectParam = name
+			}
 			x.ObjectIDs = append(x.ObjectIDs, policy.HashID(v))
 		}
 		if r.allow == nil {
@@ -366,17 +369,17 @@ func (s *Stage) HandleResponse(ctx context.Context, x *pipeline.Exchange, resp *
 	return pipeline.Continue
 }
 
-// objectID returns the id an object rule is about: the named path
-// parameter, or the last one when no name is set.
-func objectID(x *pipeline.Exchange, param string) string {
+// objectParam returns the parameter an object rule is about and its
+// value: the named path parameter, or the last one when no name is set.
+func objectParam(x *pipeline.Exchange, param string) (name, value string) {
 	if param != "" {
 		v, _ := x.Params.Get(param)
-		return v
+		return param, v
 	}
 	if n := len(x.Params); n > 0 {
-		return x.Params[n-1].Value
+		return x.Params[n-1].Name, x.Params[n-1].Value
 	}
-	return ""
+	return "", ""
 }
 
 func hasAnyRole(id *identity.Identity, roles []string) bool {

@@ -2,10 +2,10 @@ package record
 
 import (
 	"net/netip"
-	"strconv"
 
 	"github.com/bulwarkapi/bulwark/internal/event"
 	"github.com/bulwarkapi/bulwark/internal/identity"
+	"github.com/bulwarkapi/bulwark/internal/inventory/shape"
 	"github.com/bulwarkapi/bulwark/internal/pipeline"
 )
 
@@ -49,6 +49,10 @@ func Event(x *pipeline.Exchange, o *EventOptions) event.Exchange {
 		RequestClasses:  x.RequestClasses,
 		ResponseClasses: x.ResponseClasses,
 		ObjectIDs:       x.ObjectIDs,
+		ObjectParam:     x.ObjectParam,
+		ReturnedIDs:     x.ReturnedIDs,
+		RequestSchema:   x.RequestSchema,
+		ResponseSchema:  x.ResponseSchema,
 		RequestBytes:    x.BytesIn,
 		ResponseBytes:   x.BytesOut,
 		ClientClass:     event.ClientExternal,
@@ -94,8 +98,9 @@ func Event(x *pipeline.Exchange, o *EventOptions) event.Exchange {
 		}
 	}
 	for _, p := range x.Params {
-		e.Params = append(e.Params, event.Param{Name: p.Name, In: "path", Type: valueType(p.Value)})
+		e.Params = append(e.Params, event.Param{Name: p.Name, In: "path", Type: shape.GuessType(p.Value)})
 	}
+	e.Params = append(e.Params, x.BodyParams...)
 	if x.Request.URL.RawQuery == "" {
 		return e // no query: skip parsing one into a map
 	}
@@ -106,7 +111,7 @@ func Event(x *pipeline.Exchange, o *EventOptions) event.Exchange {
 		}
 		t := "string"
 		if len(vs) > 0 {
-			t = valueType(vs[0])
+			t = shape.GuessType(vs[0])
 		}
 		e.Params = append(e.Params, event.Param{Name: name, In: "query", Type: t})
 	}
@@ -118,18 +123,4 @@ func authScheme(h string) string {
 		return event.AuthBasic
 	}
 	return event.AuthJWT
-}
-
-// valueType guesses the JSON type of a parameter's text.
-func valueType(v string) string {
-	if _, err := strconv.ParseInt(v, 10, 64); err == nil {
-		return "integer"
-	}
-	if _, err := strconv.ParseFloat(v, 64); err == nil {
-		return "number"
-	}
-	if v == "true" || v == "false" {
-		return "boolean"
-	}
-	return "string"
 }
