@@ -57,6 +57,10 @@ type Detect struct {
 	// MaxDistinctObjects per identity and operation in Window above which
 	// object access is enumeration.
 	MaxDistinctObjects int `yaml:"max_distinct_objects"`
+	// MinSequentialSteps: one identity stepping onto this many new
+	// adjacent object ids (acc-1041, acc-1042, ...) on one operation in
+	// Window is enumeration too.
+	MinSequentialSteps int `yaml:"min_sequential_steps"`
 	// CoolDown is how long an identity or address flagged in enforce mode
 	// is refused.
 	CoolDown Duration `yaml:"cool_down"`
@@ -86,6 +90,9 @@ const (
 	// changes at a hundredth of the cost of reading every body.
 	DefaultSampleFirst = 10
 	DefaultSampleEvery = 100
+	// DefaultMinSequentialSteps: ten new ids in a row, each next to the
+	// last, is a script counting; people open what a list shows them.
+	DefaultMinSequentialSteps = 10
 	// DefaultCoolDown: long enough to stop a script, short enough that a
 	// false positive costs a customer minutes.
 	DefaultCoolDown = 5 * time.Minute
@@ -115,6 +122,9 @@ func (c *Config) inventoryDefaults() {
 	setDur(&d.Window, DefaultDetectWindow)
 	if d.MaxDistinctObjects == 0 {
 		d.MaxDistinctObjects = DefaultMaxDistinctObjects
+	}
+	if d.MinSequentialSteps == 0 {
+		d.MinSequentialSteps = DefaultMinSequentialSteps
 	}
 	setDur(&d.CoolDown, DefaultCoolDown)
 }
@@ -148,5 +158,8 @@ func (c *Config) validateInventory(add func(string, string, ...any)) {
 	checkMode(add, "detect.mode", c.Detect.Mode)
 	if c.Detect.MaxDistinctObjects < 2 {
 		add("detect.max_distinct_objects", "must be at least 2")
+	}
+	if c.Detect.MinSequentialSteps < 2 {
+		add("detect.min_sequential_steps", "must be at least 2")
 	}
 }

@@ -29,6 +29,10 @@ const (
 	// DefaultMinFailures is the least number of denied or missing objects
 	// the failure share needs, when MinFailures is zero.
 	DefaultMinFailures = 10
+	// DefaultMinSequentialSteps is the enumeration threshold on
+	// sequential steps (event.Exchange.ObjectStep onto a new id) when
+	// MinSequentialSteps is zero.
+	DefaultMinSequentialSteps = 10
 	// DefaultStuffingUsernames is the credential-stuffing threshold on
 	// distinct failing usernames from one client address.
 	DefaultStuffingUsernames = 10
@@ -100,6 +104,11 @@ type Options struct {
 	// MinFailures is the least number of failures MinFailureShare needs.
 	// Default DefaultMinFailures.
 	MinFailures int
+	// MinSequentialSteps: enumeration also when one identity (or
+	// anonymous client) made this many sequential steps onto new ids on
+	// one operation within Window: acc-1041, acc-1042, ... Default
+	// DefaultMinSequentialSteps.
+	MinSequentialSteps int
 	// StuffingUsernames: failed logins for at least this many distinct
 	// usernames from one client address within Window is credential
 	// stuffing. Default DefaultStuffingUsernames.
@@ -149,6 +158,7 @@ func (o Options) withDefaults() Options {
 		o.MinFailureShare = DefaultMinFailureShare
 	}
 	def(&o.MinFailures, DefaultMinFailures)
+	def(&o.MinSequentialSteps, DefaultMinSequentialSteps)
 	def(&o.StuffingUsernames, DefaultStuffingUsernames)
 	def(&o.StuffingFailures, DefaultStuffingFailures)
 	def(&o.DistributedClients, DefaultDistributedClients)
@@ -179,6 +189,7 @@ func (o Options) validate() error {
 	}{
 		{"max_distinct_objects", o.MaxDistinctObjects},
 		{"min_failures", o.MinFailures},
+		{"min_sequential_steps", o.MinSequentialSteps},
 		{"stuffing_usernames", o.StuffingUsernames},
 		{"stuffing_failures", o.StuffingFailures},
 		{"distributed_clients", o.DistributedClients},

@@ -174,6 +174,45 @@ func TestOwnershipAnomaly(t *testing.T) {
 	}
 }
 
+// TestSequentialWalk: ten steps onto new adjacent ids raise enumeration
+// well before the distinct-objects threshold; a customer switching
+// between two adjacent accounts all day, and a caller reading scattered
+// ids, raise none.
+func TestSequentialWalk(t *testing.T) {
+	d, c := newTest(t, Options{})
+	walker, customer, browser := hash("walker"), hash("customer"), hash("browser")
+	var evs []event.Exchange
+	for i := range 40 {
+		at := base.Add(time.Duration(i) * time.Second)
+		e := objectGet(at, customer, "192.0.2.2", fmt.Sprintf("acc-%d", 1000+i%2), 200)
+		e.ObjectStep = i > 0 // every switch is adjacent, never new after the second
+		evs = append(evs, e)
+	}
+	for i := range 15 {
+		at := base.Add(time.Duration(i) * time.Second)
+		evs = append(evs, objectGet(at, browser, "192.0.2.3", fmt.Sprintf("acc-%d", 3000+i*97), 200))
+	}
+	if all := flat(run(d, c, evs)); len(all) != 0 {
+		t.Fatalf("legitimate traffic raised %+v", all)
+	}
+	var got []finding.Finding
+	for i := range 11 {
+		at := base.Add(time.Duration(50+i) * time.Second)
+		c.Set(at)
+		e := objectGet(at, walker, "203.0.113.9", fmt.Sprintf("acc-%d", 2000+i), 200)
+		e.ObjectStep = i > 0
+		got = append(got, d.Observe([]event.Exchange{e})...)
+		if i < DefaultMinSequentialSteps && len(got) != 0 {
+			t.Fatalf("finding after %d steps: %+v", i, got)
+		}
+	}
+	if len(got) != 1 || got[0].Kind != finding.KindEnumeration || got[0].Subject != walker ||
+		got[0].Evidence[EvidenceTrigger] != triggerSequentialWalk || got[0].Evidence["sequential_steps"] != DefaultMinSequentialSteps {
+		t.Fatalf("findings %+v", got)
+	}
+	checkInvariants(t, d)
+}
+
 // TestOwnershipShared: ids returned to two subjects (joint accounts, a
 // merchant on everyone's statement) have no owner, so a third subject
 // reading them is not foreign; ids returned to one subject still are.

@@ -39,12 +39,17 @@
 //     is a 403 or 404 or a stop reason of the authorization stage
 //     ("authorize:…", or "authz:…"). A user with a stale link gets one or
 //     two of these; a guesser mostly gets these. The share keeps a heavy
-//     legitimate user with a few errors out.
+//     legitimate user with a few errors out; or
+//   - at least MinSequentialSteps (default 10) sequential steps landed on
+//     ids new to the window: a walk (/accounts/1001, 1002, …) is caught
+//     at its tenth step, before it has touched twenty objects.
 //
-// Object ids reach the detector hashed, so their numeric order is not
-// visible: a sequential walk (/accounts/1001, 1002, …) is not recognised
-// as sequential. It is caught by the two signals above, which any walk,
-// sequential or random, trips.
+// Object ids reach the detector hashed, so their order is not visible
+// here: the gateway, which sees the ids, marks an event whose id is
+// within a few of the previous one the same caller requested on the same
+// operation (event.Exchange.ObjectStep). A step counts only onto an id
+// new to the window, so a customer switching between two adjacent
+// accounts makes one step, not hundreds.
 //
 // False positives: back-office and support identities, aggregators and
 // batch clients legitimately read many objects, and a UI prefetching the

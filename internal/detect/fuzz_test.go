@@ -43,7 +43,7 @@ func decodeEvents(data []byte) (batches [][]event.Exchange) {
 		b := data[i : i+fuzzEventSize]
 		t = t.Add(time.Duration(b[4]) * 50 * time.Millisecond)
 		e := event.Exchange{ID: "r" + strconv.Itoa(i), Time: t, API: "api", Operation: ops[b[1]&3], ObjectParam: "id",
-			Status: statuses[b[1]>>2&7], Blocked: b[1]&0x20 != 0}
+			Status: statuses[b[1]>>2&7], Blocked: b[1]&0x20 != 0, ObjectStep: b[4]&1 != 0}
 		if s := b[0] & 0xf; s < 5 {
 			e.Subject = "s" + strconv.Itoa(int(s))
 		}

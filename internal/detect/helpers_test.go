@@ -148,14 +148,16 @@ func checkInvariants(t testing.TB, d *Detector) {
 		}[det]
 		tab.each(func(n *lruNode[key, entry]) bool {
 			w := &n.val.win
-			var r, f, i int
+			var r, f, i, st int
 			for s := range numBuckets {
 				r += int(w.reqs[s])
 				f += int(w.fails[s])
 				i += int(w.ids[s])
+				st += int(w.steps[s])
 			}
-			if r != w.totReqs || f != w.totFails || i != w.totIDs || w.totIDs < 0 || w.totFails > w.totReqs {
-				t.Fatalf("window totals %d/%d/%d, buckets %d/%d/%d", w.totReqs, w.totFails, w.totIDs, r, f, i)
+			if r != w.totReqs || f != w.totFails || i != w.totIDs || w.totIDs < 0 || w.totFails > w.totReqs ||
+				st != w.totSteps || w.totSteps > w.totIDs+w.totReqs {
+				t.Fatalf("window totals %d/%d/%d/%d, buckets %d/%d/%d/%d", w.totReqs, w.totFails, w.totIDs, w.totSteps, r, f, i, st)
 			}
 			live := 0
 			for _, b := range n.val.set.m {

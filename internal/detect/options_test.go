@@ -16,7 +16,7 @@ func TestNewDefaults(t *testing.T) {
 	}
 	want := Options{
 		Window: DefaultWindow, MaxDistinctObjects: DefaultMaxDistinctObjects, MinFailureShare: DefaultMinFailureShare,
-		MinFailures: DefaultMinFailures, StuffingUsernames: DefaultStuffingUsernames, StuffingFailures: DefaultStuffingFailures,
+		MinFailures: DefaultMinFailures, MinSequentialSteps: DefaultMinSequentialSteps, StuffingUsernames: DefaultStuffingUsernames, StuffingFailures: DefaultStuffingFailures,
 		DistributedClients: DefaultDistributedClients, OwnershipMinSubjects: DefaultOwnershipMinSubjects,
 		MaxTracked: DefaultMaxTracked, MaxOwners: DefaultMaxOwners, CoolDown: DefaultCoolDown,
 	}
@@ -44,7 +44,7 @@ func TestNewValidation(t *testing.T) {
 		errs []string // substrings, one per expected error; none: valid
 	}{
 		{"zero is all defaults", Options{}, nil},
-		{"smallest", Options{Window: MinWindow, MaxDistinctObjects: 1, MinFailureShare: 1, MinFailures: 1, StuffingUsernames: 1,
+		{"smallest", Options{Window: MinWindow, MaxDistinctObjects: 1, MinFailureShare: 1, MinFailures: 1, MinSequentialSteps: 1, StuffingUsernames: 1,
 			StuffingFailures: 1, DistributedClients: 1, OwnershipMinSubjects: 1, MaxTracked: MinTracked, MaxOwners: 1, CoolDown: 1}, nil},
 		{"largest", Options{Window: MaxWindow, MaxDistinctObjects: MaxThreshold, CoolDown: MaxCoolDown}, nil},
 		{"negative window", Options{Window: -time.Second}, []string{"window"}},
@@ -59,9 +59,9 @@ func TestNewValidation(t *testing.T) {
 		{"negative owners", Options{MaxOwners: -1}, []string{"max_owners"}},
 		{"negative cool-down", Options{CoolDown: -time.Second}, []string{"cool_down"}},
 		{"long cool-down", Options{CoolDown: MaxCoolDown + 1}, []string{"cool_down"}},
-		{"every error at once", Options{Window: -1, MinFailures: -1, StuffingFailures: -1, DistributedClients: -1,
+		{"every error at once", Options{Window: -1, MinFailures: -1, MinSequentialSteps: -1, StuffingFailures: -1, DistributedClients: -1,
 			OwnershipMinSubjects: -1, MinFailureShare: 2, MaxTracked: -1, MaxOwners: -1, CoolDown: -1},
-			[]string{"window", "min_failures", "stuffing_failures", "distributed_clients", "ownership_min_subjects",
+			[]string{"window", "min_failures", "min_sequential_steps", "stuffing_failures", "distributed_clients", "ownership_min_subjects",
 				"min_failure_share", "max_tracked", "max_owners", "cool_down"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

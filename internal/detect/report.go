@@ -16,7 +16,7 @@ const (
 	// the activity (Create or Update).
 	EvidenceReports = "reports"
 	// EvidenceTrigger names the condition that held at the latest update
-	// (distinct_objects, failure_share, foreign_objects,
+	// (distinct_objects, failure_share, sequential_walk, foreign_objects,
 	// distinct_usernames, failed_logins, distinct_clients).
 	EvidenceTrigger = "trigger"
 )
@@ -48,6 +48,7 @@ type report struct {
 	samples                      []string
 	trigger                      string
 	distinct, requests, failures int
+	steps                        int // enumeration: sequential steps
 	// cool is what the finding puts on cool-down; zero for nothing.
 	cool    coolKey
 	inBatch bool
@@ -104,6 +105,7 @@ func (r *report) finding(window time.Duration) finding.Finding {
 		ev["object_requests"] = r.requests
 		ev["failures"] = r.failures
 		ev["failure_share"] = share(r.failures, r.requests)
+		ev["sequential_steps"] = r.steps
 		ev["operation"] = r.endpoint
 		ev["object_param"] = r.param
 	case detOwnership:

@@ -43,6 +43,7 @@ const (
 const (
 	triggerDistinctObjects   = "distinct_objects"
 	triggerFailureShare      = "failure_share"
+	triggerSequentialWalk    = "sequential_walk"
 	triggerForeignObjects    = "foreign_objects"
 	triggerDistinctUsernames = "distinct_usernames"
 	triggerFailedLogins      = "failed_logins"
@@ -164,8 +165,13 @@ func (d *Detector) enumeration(e *event.Exchange, t, b int64) {
 	w := &en.win
 	w.count(b, objectFailure(e))
 	limit := setCap(d.o.MaxDistinctObjects)
-	for _, id := range capIDs(e.ObjectIDs) {
-		en.set.add(w, id, b, limit)
+	for i, id := range capIDs(e.ObjectIDs) {
+		// ObjectStep is about the first id (the object parameter's): a
+		// step counts when it lands on an id new to the window, so a
+		// customer switching between two adjacent accounts makes none.
+		if en.set.add(w, id, b, limit) && i == 0 && e.ObjectStep {
+			w.step(b)
+		}
 	}
 	var trigger string
 	switch {
@@ -173,12 +179,15 @@ func (d *Detector) enumeration(e *event.Exchange, t, b int64) {
 		trigger = triggerDistinctObjects
 	case w.totFails >= d.o.MinFailures && float64(w.totFails) >= d.o.MinFailureShare*float64(w.totReqs):
 		trigger = triggerFailureShare
+	case w.totSteps >= d.o.MinSequentialSteps:
+		trigger = triggerSequentialWalk
 	default:
 		en.active = false
 		return
 	}
 	r := d.hit(detEnumeration, k, en, e, t, w.totReqs)
 	r.trigger, r.distinct, r.requests, r.failures = trigger, w.totIDs, w.totReqs, w.totFails
+	r.steps = w.totSteps
 	r.endpoint, r.param = e.Operation, e.ObjectParam
 	if k.anon {
 		r.client = k.who

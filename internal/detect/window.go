@@ -23,6 +23,9 @@ type window struct {
 	// idSet by the bucket of their latest sighting.
 	reqs, fails, ids          [numBuckets]uint32
 	totReqs, totFails, totIDs int
+	// steps counts enumeration's sequential steps onto new ids.
+	steps    [numBuckets]uint32
+	totSteps int
 }
 
 // slot is the array index of bucket b, for any sign of b.
@@ -49,7 +52,8 @@ func (w *window) advance(b int64) {
 		w.totReqs -= int(w.reqs[s])
 		w.totFails -= int(w.fails[s])
 		w.totIDs -= int(w.ids[s])
-		w.reqs[s], w.fails[s], w.ids[s] = 0, 0, 0
+		w.totSteps -= int(w.steps[s])
+		w.reqs[s], w.fails[s], w.ids[s], w.steps[s] = 0, 0, 0, 0
 	}
 	w.head = b
 }
@@ -63,6 +67,12 @@ func (w *window) count(b int64, fail bool) {
 		w.fails[s]++
 		w.totFails++
 	}
+}
+
+// step counts one sequential step in bucket b (live).
+func (w *window) step(b int64) {
+	w.steps[slot(b)]++
+	w.totSteps++
 }
 
 // moveID records that an id last seen in bucket from (noBucket: never
@@ -88,25 +98,28 @@ type idSet struct {
 	swept int64
 }
 
-// add records id seen in bucket b (live in w) and keeps w.ids in step.
+// add records id seen in bucket b (live in w) and keeps w.ids in step,
+// and reports whether id is new: not seen within the window before.
 // Once the set is full of live ids a new id is not remembered, so the
-// distinct count saturates at the cap.
-func (s *idSet) add(w *window, id string, b int64, limit int) {
+// distinct count saturates at the cap (and add reports false).
+func (s *idSet) add(w *window, id string, b int64, limit int) bool {
 	if a, ok := s.m[id]; ok {
+		fresh := false
 		switch {
 		case !w.live(a):
 			w.moveID(noBucket, b) // its old sighting has left the window
+			fresh = true
 		case b > a:
 			w.moveID(a, b)
 		default:
-			return
+			return false
 		}
 		s.m[id] = b
-		return
+		return fresh
 	}
 	if len(s.m) >= limit {
 		if s.swept == w.head {
-			return
+			return false
 		}
 		s.swept = w.head
 		for k, a := range s.m {
@@ -115,7 +128,7 @@ func (s *idSet) add(w *window, id string, b int64, limit int) {
 			}
 		}
 		if len(s.m) >= limit {
-			return
+			return false
 		}
 	}
 	if s.m == nil {
@@ -123,6 +136,7 @@ func (s *idSet) add(w *window, id string, b int64, limit int) {
 	}
 	s.m[id] = b
 	w.moveID(noBucket, b)
+	return true
 }
 
 // lruNode is one element of an lru, holding its value inline so that a

@@ -81,6 +81,11 @@ type Exchange struct {
 	// about; ObjectParam names the path parameter they came from.
 	ObjectIDs   []string `json:"object_ids,omitempty"`
 	ObjectParam string   `json:"object_param,omitempty"`
+	// ObjectStep is true when the object id is within a few of the
+	// previous one the same caller requested through the same parameter
+	// (acc-1041 after acc-1040): a step of a sequential walk. The ids
+	// themselves stay in the gateway.
+	ObjectStep bool `json:"object_step,omitempty"`
 	// ReturnedIDs are hashes of object ids found in the response body (for
 	// ownership learning): ids first returned to one subject.
 	ReturnedIDs []string `json:"returned_ids,omitempty"`

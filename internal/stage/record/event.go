@@ -21,6 +21,9 @@ type EventOptions struct {
 	Internal []netip.Prefix
 	// Publish receives each event; it must not block (event.Bus.Publish).
 	Publish func(event.Exchange) bool
+	// Steps, when set, marks events whose object id is a step of a
+	// sequential walk (Exchange.ObjectStep).
+	Steps *Steps
 }
 
 // WithEvents makes the recorder publish an exchange event per request.
@@ -95,6 +98,15 @@ func Event(x *pipeline.Exchange, o *EventOptions) event.Exchange {
 			if d.Enforced {
 				e.Blocked = true
 			}
+		}
+	}
+	if o.Steps != nil && x.ObjectParam != "" && len(x.ObjectIDs) > 0 {
+		if v, ok := x.Params.Get(x.ObjectParam); ok {
+			who := e.Subject
+			if who == "" {
+				who = x.ClientKey()
+			}
+			e.ObjectStep = o.Steps.Step(who, x.API, x.Operation, x.ObjectParam, v)
 		}
 	}
 	for _, p := range x.Params {
