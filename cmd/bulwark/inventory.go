@@ -39,6 +39,12 @@ func inventoryCmd(stdout, stderr io.Writer) *cobra.Command {
 // openCollector loads the config and its specs and opens the inventory
 // store named by store.url.
 func openCollector(ctx context.Context, file string, dedup bool, logger *slog.Logger) (*config.Config, *collector.Collector, error) {
+	return openCollectorWith(ctx, file, dedup, logger, nil)
+}
+
+// openCollectorWith is openCollector publishing cool-downs on pub (nil
+// for none).
+func openCollectorWith(ctx context.Context, file string, dedup bool, logger *slog.Logger, pub *natsbus.CoolDownPublisher) (*config.Config, *collector.Collector, error) {
 	cfg, err := config.Load(file)
 	if err != nil {
 		return nil, nil, &exitError{code: exitInvalid, err: err}
@@ -54,7 +60,11 @@ func openCollector(ctx context.Context, file string, dedup bool, logger *slog.Lo
 		}
 		specs[a.Name] = doc
 	}
-	c, err := collector.New(ctx, collector.Options{Config: cfg, Specs: specs, Dedup: dedup, Logger: logger})
+	o := collector.Options{Config: cfg, Specs: specs, Dedup: dedup, Logger: logger}
+	if pub != nil {
+		o.CoolDowns = pub
+	}
+	c, err := collector.New(ctx, o)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -202,7 +212,18 @@ func collectorCmd(stderr io.Writer) *cobra.Command {
 				return &exitError{code: exitInvalid, err: fmt.Errorf("%s: cluster.nats_url is required by the collector", file)}
 			}
 			logger := newLogger(stderr, cfg.Log)
-			_, col, err := openCollector(ctx, file, true, logger)
+			var coolPub *natsbus.CoolDownPublisher
+			if cfg.Detect.Mode == "enforce" {
+				// The gateways enforce what the detectors here decide:
+				// cool-downs go out on core NATS.
+				coolPub, err = natsbus.NewCoolDownPublisher(cfg.Cluster.NATSURL, natsbus.CoolDownOptions{
+					Subject: cfg.Cluster.NATSCoolDownSubject, Logger: logger.With("component", "cooldowns")})
+				if err != nil {
+					return err
+				}
+				defer coolPub.Close()
+			}
+			_, col, err := openCollectorWith(ctx, file, true, logger, coolPub)
 			if err != nil {
 				return err
 			}
@@ -215,7 +236,7 @@ func collectorCmd(stderr io.Writer) *cobra.Command {
 			defer cons.Close()
 			done := make(chan struct{})
 			go func() { col.Run(ctx); close(done) }()
-			logger.Info("collector consuming", "nats", cfg.Cluster.NATSURL)
+			logger.Info("collector consuming", "nats", cfg.Cluster.NATSURL, "cool_downs", coolDownsTarget(cfg))
 			err = cons.Run(ctx, col.Handle)
 			stop()
 			<-done
@@ -224,4 +245,13 @@ func collectorCmd(stderr io.Writer) *cobra.Command {
 	}
 	c.Flags().StringVarP(&file, "config", "c", "bulwark.yaml", "config file")
 	return c
+}
+
+// coolDownsTarget describes, for the start-up log line, where the
+// collector's cool-downs go.
+func coolDownsTarget(cfg *config.Config) string {
+	if cfg.Detect.Mode != "enforce" {
+		return "none (detect.mode monitor)"
+	}
+	return "published on " + cfg.Cluster.NATSCoolDownSubject
 }

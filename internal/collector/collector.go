@@ -6,7 +6,9 @@
 // One node runs it in process, fed by the gateway's event bus; a cluster
 // runs it as `bulwark collector`, fed from NATS JetStream, where batches
 // can be delivered twice and are deduplicated by event id. Persistence runs
-// on the collector's own goroutine, never on a request.
+// on the collector's own goroutine, never on a request. In a cluster with
+// detect.mode enforce it also publishes the detectors' cool-downs
+// (Options.CoolDowns) for the gateways to enforce.
 package collector
 
 import (
@@ -34,6 +36,25 @@ import (
 // retention measured in days.
 const pruneEvery = time.Hour
 
+const (
+	// DefaultCoolDownRefresh is how often the whole active cool-down
+	// table is published (Options.CoolDowns): a gateway that restarted or
+	// missed a message enforces again within this.
+	DefaultCoolDownRefresh = 5 * time.Second
+	// coolDownQueue bounds the batches of new cool-downs waiting for the
+	// publishing goroutine; beyond it they are dropped (counted), and the
+	// next full table carries them.
+	coolDownQueue = 64
+	// coolDownLogEvery rate-limits the log of failed cool-down publishes.
+	coolDownLogEvery = 30 * time.Second
+)
+
+// CoolDownPublisher sends cool-downs to the gateways
+// (natsbus.CoolDownPublisher).
+type CoolDownPublisher interface {
+	Publish([]detect.CoolDown) error
+}
+
 // Options configures a Collector.
 type Options struct {
 	// Config supplies store.url, inventory and detect.
@@ -47,6 +68,16 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// CoolDowns, in a cluster with detect.mode enforce, sends the
+	// detectors' cool-downs to the gateways: the ones a batch created or
+	// extended right after the batch, and the whole active table every
+	// CoolDownRefresh. It is called from one goroutine of Run, never from
+	// Handle, so a slow or failing publisher never holds up ingestion.
+	// Ignored unless detect.mode is enforce.
+	CoolDowns CoolDownPublisher
+	// CoolDownRefresh is the period of the full table (default
+	// DefaultCoolDownRefresh).
+	CoolDownRefresh time.Duration
 }
 
 // Collector is safe for concurrent use: Handle is called by one feeder,
@@ -66,7 +97,14 @@ type Collector struct {
 	mu        sync.Mutex // serialises Handle and Flush
 	lastPrune time.Time
 
+	coolPub     CoolDownPublisher      // nil: cool-downs stay in this process
+	coolRefresh time.Duration          // period of the full table
+	coolCh      chan []detect.CoolDown // new cool-downs for the publishing goroutine
+
 	ingested, duplicates, findings, flushErrors atomic.Uint64
+	// cool-down entries published, failed to publish, and dropped
+	// because the queue to the publishing goroutine was full.
+	coolPublished, coolFailed, coolDropped atomic.Uint64
 }
 
 // New opens the store, restores the persisted inventory and starts the
@@ -88,6 +126,7 @@ func New(ctx context.Context, o Options) (*Collector, error) {
 	det, err := detect.New(detect.Options{
 		Window:             cfg.Detect.Window.D(),
 		MaxDistinctObjects: cfg.Detect.MaxDistinctObjects,
+		MinSequentialSteps: cfg.Detect.MinSequentialSteps,
 		CoolDown:           cfg.Detect.CoolDown.D(),
 		Now:                o.Now,
 	})
@@ -99,6 +138,14 @@ func New(ctx context.Context, o Options) (*Collector, error) {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
 	c := &Collector{cfg: cfg, inv: inv, det: det, store: st, dedup: o.Dedup, logger: logger, now: now}
+	if o.CoolDowns != nil && cfg.Detect.Mode == "enforce" {
+		c.coolPub = o.CoolDowns
+		c.coolRefresh = o.CoolDownRefresh
+		if c.coolRefresh <= 0 {
+			c.coolRefresh = DefaultCoolDownRefresh
+		}
+		c.coolCh = make(chan []detect.CoolDown, coolDownQueue)
+	}
 	recs, err := st.Endpoints(ctx)
 	if err != nil {
 		_ = st.Close()
@@ -137,11 +184,20 @@ func (c *Collector) Store() store.Store { return c.store }
 // Stats are the collector's counters.
 type Stats struct {
 	Ingested, Duplicates, Findings, FlushErrors uint64
+	// CoolDownsPublished, CoolDownsFailed and CoolDownsDropped count
+	// cool-down entries sent to the gateways, whose publish failed, and
+	// dropped because the publishing goroutine was behind (with
+	// Options.CoolDowns only). Failed and dropped ones are carried by the
+	// next full table.
+	CoolDownsPublished, CoolDownsFailed, CoolDownsDropped uint64
 }
 
 // Stats returns the counters.
 func (c *Collector) Stats() Stats {
-	return Stats{Ingested: c.ingested.Load(), Duplicates: c.duplicates.Load(), Findings: c.findings.Load(), FlushErrors: c.flushErrors.Load()}
+	return Stats{
+		Ingested: c.ingested.Load(), Duplicates: c.duplicates.Load(), Findings: c.findings.Load(), FlushErrors: c.flushErrors.Load(),
+		CoolDownsPublished: c.coolPublished.Load(), CoolDownsFailed: c.coolFailed.Load(), CoolDownsDropped: c.coolDropped.Load(),
+	}
 }
 
 // Handle ingests one batch. With Dedup, events already seen are dropped;
@@ -181,9 +237,70 @@ func (c *Collector) Handle(ctx context.Context, events []event.Exchange) error {
 	c.inv.Ingest(events)
 	c.ingested.Add(uint64(len(events)))
 	if fs := c.det.Observe(events); len(fs) > 0 {
+		c.queueCoolDowns(fs)
 		c.report(ctx, fs)
 	}
 	return nil
+}
+
+// queueCoolDowns hands the cool-downs the findings of a batch created or
+// extended to the publishing goroutine, or drops them (counted) when it
+// is behind: Handle never waits for NATS.
+func (c *Collector) queueCoolDowns(fs []finding.Finding) {
+	if c.coolCh == nil {
+		return
+	}
+	cds := c.det.CoolDownsOf(fs)
+	if len(cds) == 0 {
+		return
+	}
+	select {
+	case c.coolCh <- cds:
+	default:
+		c.coolDropped.Add(uint64(len(cds)))
+	}
+}
+
+// publishCoolDowns runs until ctx ends: it publishes each queued batch of
+// new cool-downs, and the whole active table every coolRefresh (first at
+// once, so that gateways catch up with a restarted collector's table as
+// soon as it has one). Failures are counted and logged at most once per
+// coolDownLogEvery.
+func (c *Collector) publishCoolDowns(ctx context.Context) {
+	t := time.NewTicker(c.coolRefresh)
+	defer t.Stop()
+	var (
+		lastLog time.Time
+		unseen  uint64 // failed entries since the last log line
+	)
+	publish := func(cds []detect.CoolDown) {
+		if len(cds) == 0 {
+			return
+		}
+		err := c.coolPub.Publish(cds)
+		if err == nil {
+			c.coolPublished.Add(uint64(len(cds)))
+			return
+		}
+		c.coolFailed.Add(uint64(len(cds)))
+		unseen += uint64(len(cds))
+		if now := time.Now(); now.Sub(lastLog) >= coolDownLogEvery {
+			c.logger.Warn("publishing cool-downs to the gateways failed; the full table is sent again every refresh",
+				"cool_downs", unseen, "refresh", c.coolRefresh.String(), "error", err.Error())
+			lastLog, unseen = now, 0
+		}
+	}
+	publish(c.det.ActiveCoolDowns(c.now()))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case cds := <-c.coolCh:
+			publish(cds)
+		case <-t.C:
+			publish(c.det.ActiveCoolDowns(c.now()))
+		}
+	}
 }
 
 // report stores detector findings and writes them to the sink.
@@ -255,8 +372,15 @@ func (c *Collector) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Run flushes every inventory.flush_interval until ctx ends, then once more.
+// Run flushes every inventory.flush_interval until ctx ends, then once
+// more; with Options.CoolDowns it also publishes the cool-downs.
 func (c *Collector) Run(ctx context.Context) {
+	if c.coolPub != nil {
+		pctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); c.publishCoolDowns(pctx) }()
+		defer func() { cancel(); <-done }()
+	}
 	t := time.NewTicker(c.cfg.Inventory.FlushInterval.D())
 	defer t.Stop()
 	for {

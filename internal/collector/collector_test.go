@@ -4,14 +4,18 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/bulwarkapi/bulwark/internal/config"
+	"github.com/bulwarkapi/bulwark/internal/detect"
 	"github.com/bulwarkapi/bulwark/internal/event"
 	"github.com/bulwarkapi/bulwark/internal/store"
 )
@@ -111,5 +115,148 @@ func TestHandleDedupFlushRestore(t *testing.T) {
 	}
 	if s := c2.Stats(); s.Ingested != 0 || s.Duplicates != 40 {
 		t.Fatalf("after restart, a redelivered batch: %+v", s)
+	}
+}
+
+// fakeCoolDowns records what the collector publishes; block makes
+// Publish wait until it is closed, fail makes it fail.
+type fakeCoolDowns struct {
+	mu    sync.Mutex
+	calls [][]detect.CoolDown
+	block chan struct{}
+	fail  bool
+}
+
+func (f *fakeCoolDowns) Publish(cds []detect.CoolDown) error {
+	if f.block != nil {
+		<-f.block
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, slices.Clone(cds))
+	if f.fail {
+		return errors.New("nats: connection closed")
+	}
+	return nil
+}
+
+func (f *fakeCoolDowns) snapshot() [][]detect.CoolDown {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// waitCalls polls until cond holds for the calls or 10s pass.
+func waitCalls(t *testing.T, f *fakeCoolDowns, what string, cond func([][]detect.CoolDown) bool) [][]detect.CoolDown {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		calls := f.snapshot()
+		if cond(calls) {
+			return calls
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; calls: %+v", what, calls)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestCoolDownsPublished: in enforce mode the collector publishes a
+// batch's new cool-down right after it and the whole table every refresh;
+// in monitor mode nothing.
+func TestCoolDownsPublished(t *testing.T) {
+	for _, tc := range []struct {
+		mode    string
+		publish bool
+	}{{"enforce", true}, {"monitor", false}, {"", false}} {
+		t.Run("mode "+tc.mode, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cfg := testConfig(t)
+			cfg.Detect.Mode = tc.mode
+			pub := &fakeCoolDowns{}
+			c, err := New(ctx, Options{Config: cfg, CoolDowns: pub, CoolDownRefresh: 50 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			done := make(chan struct{})
+			go func() { defer close(done); c.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			if err := c.Handle(ctx, walk("walker", 40, time.Now().Add(-5*time.Second))); err != nil {
+				t.Fatal(err)
+			}
+			until, ok := c.Detector().CoolingDown("walker", "")
+			if !ok {
+				t.Fatal("the walker is not on cool-down in the detector")
+			}
+			if !tc.publish {
+				if c.coolPub != nil || c.coolCh != nil {
+					t.Fatalf("mode %q: cool-down publishing is on", tc.mode)
+				}
+				if calls := pub.snapshot(); len(calls) != 0 {
+					t.Fatalf("mode %q published %+v", tc.mode, calls)
+				}
+				return
+			}
+			has := func(call []detect.CoolDown) bool {
+				return len(call) == 1 && call[0].Subject == "walker" && call[0].Client == "" && call[0].Until.Equal(until)
+			}
+			// The batch's cool-down, then at least two full tables with it.
+			waitCalls(t, pub, "three publishes of the walker's cool-down", func(calls [][]detect.CoolDown) bool {
+				n := 0
+				for _, call := range calls {
+					if has(call) {
+						n++
+					}
+				}
+				return n >= 3
+			})
+			for _, call := range pub.snapshot() {
+				if len(call) != 0 && !has(call) {
+					t.Fatalf("published %+v; want only the walker until %v", call, until)
+				}
+			}
+			if s := c.Stats(); s.CoolDownsPublished < 3 || s.CoolDownsFailed != 0 || s.CoolDownsDropped != 0 {
+				t.Fatalf("stats %+v", s)
+			}
+		})
+	}
+}
+
+// TestCoolDownPublishNeverBlocksHandle: a publisher stuck for good or
+// failing costs counted drops and failures, never a stalled Handle.
+func TestCoolDownPublishNeverBlocksHandle(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg := testConfig(t)
+	cfg.Detect.Mode = "enforce"
+	cfg.Detect.FindingsFile = ""
+	pub := &fakeCoolDowns{block: make(chan struct{}), fail: true}
+	c, err := New(ctx, Options{Config: cfg, CoolDowns: pub, CoolDownRefresh: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	start := time.Now()
+	n := 2 * coolDownQueue
+	for i := range n {
+		// A new walker each batch: each batch makes a new cool-down.
+		if err := c.Handle(ctx, walk(fmt.Sprintf("walker-%d", i), 25, time.Now().Add(-3*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("%d batches took %s with a stuck publisher", n, d)
+	}
+	if s := c.Stats(); s.CoolDownsDropped < uint64(n-coolDownQueue-1) {
+		t.Fatalf("stats %+v: want at least %d dropped", s, n-coolDownQueue-1)
+	}
+	close(pub.block) // NATS answers again, with errors
+	cancel()
+	<-done
+	if s := c.Stats(); s.CoolDownsFailed == 0 || s.CoolDownsPublished != 0 {
+		t.Fatalf("stats %+v: want failures counted", s)
 	}
 }

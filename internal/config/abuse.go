@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -145,6 +146,9 @@ func (c *Config) abuseDefaults() {
 	if c.Cluster.NATSDurable == "" {
 		c.Cluster.NATSDurable = "bulwark-collector"
 	}
+	if c.Cluster.NATSCoolDownSubject == "" {
+		c.Cluster.NATSCoolDownSubject = "bulwark.cooldowns"
+	}
 	if c.Forwarding.ClientAddressHeader == "" {
 		c.Forwarding.ClientAddressHeader = DefaultClientAddressHeader
 	}
@@ -210,6 +214,14 @@ func (c *Config) validateAbuse(add func(string, string, ...any)) {
 	}
 	if s := c.Cluster.NATSSubject; s == "" || strings.ContainsAny(s, " *>") {
 		add("cluster.nats_subject", "must be a plain NATS subject such as bulwark.events, got %q", clip(s))
+	}
+	switch s := c.Cluster.NATSCoolDownSubject; {
+	case s == "" || strings.ContainsAny(s, " \t\r\n*>") || slices.Contains(strings.Split(s, "."), ""):
+		add("cluster.nats_cooldown_subject", "must be a plain NATS subject such as bulwark.cooldowns, got %q", clip(s))
+	case s == c.Cluster.NATSSubject:
+		// The stream captures exactly nats_subject (a plain subject, no
+		// wildcard): any other subject stays out of JetStream.
+		add("cluster.nats_cooldown_subject", "must differ from cluster.nats_subject %q: the JetStream stream would store the cool-downs and the collector read them as events", clip(s))
 	}
 	if c.Cluster.RedisTimeout < 0 {
 		add("cluster.redis_timeout", "must not be negative")

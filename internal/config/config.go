@@ -104,6 +104,11 @@ type Cluster struct {
 	NATSStream  string `yaml:"nats_stream"`
 	NATSSubject string `yaml:"nats_subject"`
 	NATSDurable string `yaml:"nats_durable"`
+	// NATSCoolDownSubject is the core NATS subject on which the collector
+	// sends cool-downs to the gateways (detect.mode enforce). It must
+	// differ from NATSSubject, which the JetStream stream captures.
+	// Default bulwark.cooldowns.
+	NATSCoolDownSubject string `yaml:"nats_cooldown_subject"`
 	// RedisFallback is what limits do while Redis is unreachable: local
 	// (per-replica counters, the default), open (allow) or closed (refuse
 	// with 429).

@@ -14,6 +14,7 @@ import (
 	"github.com/bulwarkapi/bulwark/internal/collector"
 	"github.com/bulwarkapi/bulwark/internal/config"
 	"github.com/bulwarkapi/bulwark/internal/dashboard"
+	"github.com/bulwarkapi/bulwark/internal/detect"
 	"github.com/bulwarkapi/bulwark/internal/event"
 	"github.com/bulwarkapi/bulwark/internal/event/natsbus"
 	"github.com/bulwarkapi/bulwark/internal/stage/record"
@@ -24,12 +25,16 @@ const publishLogEvery = 10 * time.Second
 
 // events is the gateway's side of the inventory: the bus every exchange
 // event goes through, and either the in-process collector (one node) or
-// the NATS publisher (a cluster, whose collector runs elsewhere).
+// the NATS publisher (a cluster, whose collector runs elsewhere). In a
+// cluster with detect.mode enforce it also holds the cool-downs the
+// collector sends.
 type events struct {
 	bus       *event.Bus
-	timeline  *dashboard.Timeline  // traffic and blocks over time, for the dashboard
-	collector *collector.Collector // nil in a cluster
-	publisher *natsbus.Publisher   // nil on one node
+	timeline  *dashboard.Timeline         // traffic and blocks over time, for the dashboard
+	collector *collector.Collector        // nil in a cluster
+	publisher *natsbus.Publisher          // nil on one node
+	coolDowns *detect.CoolDownTable       // the collector's cool-downs; nil unless a cluster in enforce mode
+	coolSub   *natsbus.CoolDownSubscriber // feeds coolDowns
 	cancel    context.CancelFunc
 	busDone   chan struct{}
 	runDone   chan struct{}
@@ -53,7 +58,7 @@ func (g *Gateway) openEvents(ctx context.Context, cfg *config.Config, snap *snap
 		}
 	}
 	host, _ := os.Hostname()
-	g.recorder.WithEvents(record.EventOptions{Gateway: host, Internal: internal, Publish: ev.bus.Publish})
+	g.recorder.WithEvents(record.EventOptions{Gateway: host, Internal: internal, Publish: ev.bus.Publish, Steps: record.NewSteps()})
 
 	if cfg.Cluster.NATSURL != "" {
 		p, err := natsbus.NewPublisher(ctx, cfg.Cluster.NATSURL, natsbus.PublisherOptions{
@@ -63,6 +68,9 @@ func (g *Gateway) openEvents(ctx context.Context, cfg *config.Config, snap *snap
 		}
 		ev.publisher = p
 		ev.bus.Subscribe(func(ctx context.Context, batch []event.Exchange) { g.publishBatch(ctx, ev, batch) })
+		if cfg.Detect.Mode == "enforce" {
+			g.subscribeCoolDowns(cfg, ev)
+		}
 	} else {
 		c, err := collector.New(ctx, collector.Options{Config: cfg, Specs: snap.specs, Logger: g.logger.With("component", "inventory")})
 		if err != nil {
@@ -84,6 +92,28 @@ func (g *Gateway) openEvents(ctx context.Context, cfg *config.Config, snap *snap
 	g.events = ev
 	g.metrics.Registry.MustRegister(eventsCollector{ev})
 	return nil
+}
+
+// subscribeCoolDowns makes the gateway enforce the cool-downs the
+// cluster's collector decides. Nothing here stops the gateway from
+// serving: while NATS is unreachable (at start or later) the connection
+// retries in the background and the table keeps what it has until each
+// entry ends; a gateway that never heard from the collector enforces
+// nothing. The collector sends its whole table every few seconds, so a
+// (re)connected gateway catches up.
+func (g *Gateway) subscribeCoolDowns(cfg *config.Config, ev *events) {
+	log := g.logger.With("component", "cooldowns")
+	tab := detect.NewCoolDownTable(0, nil)
+	sub, err := natsbus.SubscribeCoolDowns(cfg.Cluster.NATSURL, natsbus.CoolDownOptions{
+		Subject: cfg.Cluster.NATSCoolDownSubject, Logger: log}, func(cds []detect.CoolDown) { tab.Apply(cds) })
+	if err != nil {
+		log.Error("cannot subscribe to the collector's cool-downs; this gateway enforces none", "subject", cfg.Cluster.NATSCoolDownSubject, "error", err.Error())
+		return
+	}
+	if !sub.Connected() {
+		log.Warn("NATS not reachable for cool-downs yet; retrying in the background, enforcing none until then", "subject", cfg.Cluster.NATSCoolDownSubject)
+	}
+	ev.coolDowns, ev.coolSub = tab, sub
 }
 
 // publishBatch sends a batch to NATS; a failure drops the batch (counted
@@ -124,6 +154,9 @@ func (g *Gateway) closeEvents() {
 	if ev.publisher != nil {
 		_ = ev.publisher.Close()
 	}
+	if ev.coolSub != nil {
+		_ = ev.coolSub.Close()
+	}
 }
 
 // eventsCollector exposes the event path's counters at scrape time.
@@ -136,10 +169,16 @@ var (
 	eventsIngestedDesc = prometheus.NewDesc("bulwark_inventory_events_total", "Exchange events ingested into the inventory.", nil, nil)
 	findingsDesc       = prometheus.NewDesc("bulwark_detector_findings_total", "New or updated behavioural findings.", nil, nil)
 	flushErrorsDesc    = prometheus.NewDesc("bulwark_inventory_store_errors_total", "Failed writes of the inventory or findings to the store (retried).", nil, nil)
+	coolReceivedDesc   = prometheus.NewDesc("bulwark_cooldowns_received_total",
+		"Cool-downs received from the cluster's collector (each full-table refresh counts again).", nil, nil)
+	coolInvalidDesc = prometheus.NewDesc("bulwark_cooldowns_invalid_total",
+		"Invalid cool-down messages and entries received on the cool-down subject, ignored.", nil, nil)
+	coolActiveDesc = prometheus.NewDesc("bulwark_cooldowns_active", "Identities and addresses on a cool-down received from the collector now.", nil, nil)
 )
 
 func (c eventsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{eventsPublishedDesc, eventsDroppedDesc, eventsIngestedDesc, findingsDesc, flushErrorsDesc} {
+	for _, d := range []*prometheus.Desc{eventsPublishedDesc, eventsDroppedDesc, eventsIngestedDesc, findingsDesc, flushErrorsDesc,
+		coolReceivedDesc, coolInvalidDesc, coolActiveDesc} {
 		ch <- d
 	}
 }
@@ -156,6 +195,12 @@ func (c eventsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(eventsIngestedDesc, prometheus.CounterValue, float64(s.Ingested))
 		ch <- prometheus.MustNewConstMetric(findingsDesc, prometheus.CounterValue, float64(s.Findings))
 		ch <- prometheus.MustNewConstMetric(flushErrorsDesc, prometheus.CounterValue, float64(s.FlushErrors))
+	}
+	if ev.coolSub != nil {
+		s := ev.coolSub.Stats()
+		ch <- prometheus.MustNewConstMetric(coolReceivedDesc, prometheus.CounterValue, float64(s.Received))
+		ch <- prometheus.MustNewConstMetric(coolInvalidDesc, prometheus.CounterValue, float64(s.Invalid))
+		ch <- prometheus.MustNewConstMetric(coolActiveDesc, prometheus.GaugeValue, float64(ev.coolDowns.Active()))
 	}
 }
 
@@ -189,15 +234,20 @@ func (g *Gateway) adminData() admin.Data {
 	return admin.Data{Inventory: c.Inventory(), Findings: c.Store().Findings}
 }
 
-// gatewayCoolDown asks the in-process detectors whether a caller is on
-// cool-down; in a cluster the detectors run in the collector and this
-// node enforces nothing (a documented limit).
+// gatewayCoolDown asks whether a caller is on cool-down: the in-process
+// detectors on one node; in a cluster, the table of cool-downs the
+// collector sent over NATS.
 type gatewayCoolDown struct{ g *Gateway }
 
 func (c gatewayCoolDown) CoolingDown(subject, client string) (time.Time, bool) {
 	ev := c.g.events
-	if ev == nil || ev.collector == nil {
+	switch {
+	case ev == nil:
 		return time.Time{}, false
+	case ev.collector != nil:
+		return ev.collector.Detector().CoolingDown(subject, client)
+	case ev.coolDowns != nil:
+		return ev.coolDowns.CoolingDown(subject, client)
 	}
-	return ev.collector.Detector().CoolingDown(subject, client)
+	return time.Time{}, false
 }

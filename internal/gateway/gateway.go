@@ -381,7 +381,8 @@ func (g *Gateway) warnRestartOnly(old, cur *config.Config) {
 		g.logger.Warn("cluster.redis_url, redis_timeout or redis_fallback changed: restart to apply")
 	}
 	if !reflect.DeepEqual(old.Inventory, cur.Inventory) || old.Detect != cur.Detect || old.Store != cur.Store ||
-		old.Cluster.NATSURL != cur.Cluster.NATSURL || old.Cluster.NATSStream != cur.Cluster.NATSStream || old.Cluster.NATSSubject != cur.Cluster.NATSSubject {
+		old.Cluster.NATSURL != cur.Cluster.NATSURL || old.Cluster.NATSStream != cur.Cluster.NATSStream || old.Cluster.NATSSubject != cur.Cluster.NATSSubject ||
+		old.Cluster.NATSCoolDownSubject != cur.Cluster.NATSCoolDownSubject {
 		g.logger.Warn("store, inventory, detect or cluster.nats_* changed: restart to apply (the event path is built once)")
 	}
 	if old.Admin.Addr != cur.Admin.Addr || old.Admin.Disabled != cur.Admin.Disabled {

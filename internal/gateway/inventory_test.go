@@ -303,3 +303,63 @@ func waitEndpoint(t *testing.T, env *gwEnv, method, template string) map[string]
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestSequentialWalkThroughTheGateway: twelve adjacent account ids, all
+// answered (no denial, below the distinct-objects threshold of twenty),
+// raise enumeration as a sequential walk; as many scattered ids from
+// another customer raise nothing.
+func TestSequentialWalkThroughTheGateway(t *testing.T) {
+	up := httptestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"Enabled"}`)
+	}))
+	k := newKeys(t)
+	cfg := fmt.Sprintf(`
+listeners:
+  - addr: "127.0.0.1:0"
+    tls: {cert_file: tls.crt, key_file: tls.key}
+admin: {addr: "127.0.0.1:0", token: %q}
+audit: {path: audit.log}
+inventory: {flush_interval: 100ms}
+identity:
+  - name: idp
+    jwt: {issuer: %q, audiences: [bank-api], jwks_file: jwks.json, algorithms: [ES256]}
+apis:
+  - name: bank
+    match: {path_prefix: /api/v1}
+    upstream: {url: %q}
+    spec: bank.yaml
+    authenticate: [idp]
+    objects:
+      - {operation: "GET /accounts/{accountId}", allow: "true"}
+`, testToken, testIssuer, up)
+	env := startGatewayWith(t, cfg, func(dir string) {
+		k.jwks(t, filepath.Join(dir, "jwks.json"))
+		if err := os.WriteFile(filepath.Join(dir, "bank.yaml"), bank.Spec(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	})
+	f := &bankFixture{env: env, k: k}
+	token := func(sub string) string {
+		return k.sign(t, map[string]any{"alg": "ES256", "kid": "ec-1"}, claims(sub, "accounts", map[string]any{"aud": "bank-api"}))
+	}
+	walker, scatter := token("cus_walker"), token("cus_browser")
+	for i := range 12 {
+		if code, _ := f.call(t, scatter, http.MethodGet, fmt.Sprintf("/api/v1/accounts/acc-%04d", 1000+i*37), ""); code != 200 {
+			t.Fatalf("status %d", code)
+		}
+		f.call(t, walker, http.MethodGet, fmt.Sprintf("/api/v1/accounts/acc-%04d", 5000+i), "")
+	}
+	waitFindings(t, env, "bola_enumeration")
+	var fr struct {
+		Findings []struct {
+			Kind     string
+			Evidence map[string]any
+		}
+	}
+	adminJSON(t, env, "/api/v1/findings?kind=bola_enumeration", &fr)
+	if len(fr.Findings) != 1 || fr.Findings[0].Evidence["trigger"] != "sequential_walk" ||
+		fr.Findings[0].Evidence["distinct_objects"].(float64) > 12 || fr.Findings[0].Evidence["failures"] != float64(0) {
+		t.Fatalf("findings %+v", fr.Findings)
+	}
+}

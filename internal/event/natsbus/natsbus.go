@@ -9,6 +9,10 @@
 // batch only after its handler succeeded, so a crash or a handler error
 // redelivers it. The handler must therefore be idempotent per event id
 // (the collector deduplicates with store.MarkEvents).
+//
+// Cool-downs travel the other way, from the collector to every gateway,
+// on core NATS (NewCoolDownPublisher, SubscribeCoolDowns): cooldown.go
+// says why they need no JetStream.
 package natsbus
 
 import (
@@ -81,9 +85,9 @@ const (
 )
 
 // connect dials url with reconnection forever and logs connection state
-// changes on log.
-func connect(url, name string, log *slog.Logger) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
+// changes on log; extra options are applied after these.
+func connect(url, name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
+	opts := []nats.Option{
 		nats.Name(name),
 		nats.Timeout(connectTimeout),
 		nats.MaxReconnects(-1),
@@ -96,7 +100,8 @@ func connect(url, name string, log *slog.Logger) (*nats.Conn, error) {
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			log.Info("natsbus: reconnected to NATS", "name", name, "server", c.ConnectedUrlRedacted())
 		}),
-	)
+	}
+	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: connect to NATS: %w", err)
 	}

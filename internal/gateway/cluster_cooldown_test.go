@@ -1,0 +1,121 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bulwarkapi/bulwark/internal/detect"
+	"github.com/bulwarkapi/bulwark/internal/event/natsbus"
+)
+
+// TestClusterCoolDownsEnforced: a gateway in a cluster (cluster.nats_url)
+// with detect.mode enforce refuses a caller the collector put on
+// cool-down over NATS with 429 cool_down and Retry-After, counts what it
+// received in its metrics, and keeps enforcing after losing NATS.
+func TestClusterCoolDownsEnforced(t *testing.T) {
+	natsURL := os.Getenv("BULWARK_TEST_NATS_URL")
+	if natsURL == "" {
+		t.Skip("BULWARK_TEST_NATS_URL not set: skipping the cluster cool-down test")
+	}
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	stream, subject, coolSubject := "GWTEST_"+strings.ToUpper(run), "gwtest."+run, "gwtest."+run+".cooldowns"
+	t.Cleanup(func() {
+		nc, err := nats.Connect(natsURL)
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		if js, err := jetstream.New(nc); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := js.DeleteStream(ctx, stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+				t.Errorf("delete stream %s: %v", stream, err)
+			}
+		}
+	})
+	up := newEcho(t, "a")
+	extra := fmt.Sprintf("cluster: {nats_url: %q, nats_stream: %s, nats_subject: %s, nats_cooldown_subject: %s}\ndetect: {mode: enforce}\n",
+		natsURL, stream, subject, coolSubject)
+	env := startGateway(t, baseConfig(up.srv.URL, extra))
+
+	get := func() *http.Response {
+		t.Helper()
+		resp, err := env.client.Get(env.base + "/accounts/1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := get()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("before any cool-down: %d", resp.StatusCode)
+	}
+
+	pub, err := natsbus.NewCoolDownPublisher(natsURL, natsbus.CoolDownOptions{Subject: coolSubject})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	until := time.Now().Add(time.Minute)
+	// The client address of these requests, and an identity of nobody
+	// here: only the address matters.
+	cds := []detect.CoolDown{{Client: "127.0.0.1", Until: until}, {Subject: "0123456789abcdef0123456789abcdef", Until: until}}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// Published again each round, as the collector's refresh does:
+		// the first may precede the gateway's subscription.
+		_ = pub.Publish(cds)
+		resp = get()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			break
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("no cool-down 10s after publishing it: %d", resp.StatusCode)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p := decodeProblem(t, resp)
+	resp.Body.Close()
+	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if p.Reason != "cool_down" || err != nil || secs < 1 || secs > 61 {
+		t.Fatalf("refusal: reason %q, Retry-After %q", p.Reason, resp.Header.Get("Retry-After"))
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, env.admin+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	mresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	metrics := string(body)
+	if !strings.Contains(metrics, "bulwark_cooldowns_active 2") || !strings.Contains(metrics, "bulwark_cooldowns_invalid_total 0") ||
+		strings.Contains(metrics, "bulwark_cooldowns_received_total 0") || !strings.Contains(metrics, "bulwark_cooldowns_received_total") {
+		t.Errorf("cool-down metrics:\n%s", grepLines(metrics, "bulwark_cooldowns_"))
+	}
+
+	// NATS gone: the table keeps what it has until each entry ends.
+	_ = env.g.events.coolSub.Close()
+	resp = get()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("after losing NATS: %d, want the cool-down kept", resp.StatusCode)
+	}
+}
