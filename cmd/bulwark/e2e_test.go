@@ -339,7 +339,8 @@ func TestCheckCommand(t *testing.T) {
 	files, _ := filepath.Glob("../../examples/*.yaml")
 	for _, f := range files {
 		cmd := exec.Command(binPath, "check", "-c", f)
-		cmd.Env = append(os.Environ(), "BULWARK_ADMIN_TOKEN=example-admin-token-0123456789")
+		cmd.Env = append(os.Environ(), "BULWARK_ADMIN_TOKEN=example-admin-token-0123456789",
+			"BULWARK_PSEUDONYM_SECRET=example-pseudonym-secret-0123456789abcdef")
 		b, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Errorf("%s: %v\n%s", f, err, b)

@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/bulwarkapi/bulwark/internal/pseudo"
+
 	"github.com/spf13/cobra"
 
 	"github.com/bulwarkapi/bulwark/internal/collector"
@@ -60,6 +62,7 @@ func openCollectorWith(ctx context.Context, file string, dedup bool, logger *slo
 		}
 		specs[a.Name] = doc
 	}
+	pseudo.SetKey(cfg.Privacy.PseudonymSecret) // imports hash the subjects they read as the gateways do
 	o := collector.Options{Config: cfg, Specs: specs, Dedup: dedup, Logger: logger}
 	if pub != nil {
 		o.CoolDowns = pub

@@ -27,6 +27,8 @@ type Config struct {
 	// Inventory is the living API inventory; Detect the behavioural detectors.
 	Inventory Inventory `yaml:"inventory"`
 	Detect    Detect    `yaml:"detect"`
+	// Privacy is how personal data is pseudonymised.
+	Privacy Privacy `yaml:"privacy"`
 
 	// File is the absolute path the config was loaded from ("" for data).
 	File string `yaml:"-"`

@@ -145,8 +145,9 @@ func TestValidMinimalDefaults(t *testing.T) {
 			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
 		}
 	}
-	if len(c.Warnings) != 0 {
-		t.Errorf("unexpected warnings %v", c.Warnings)
+	// The one warning of a minimal config: no pseudonym secret.
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "privacy.pseudonym_secret: not set") {
+		t.Errorf("warnings %v, want the pseudonym secret's", c.Warnings)
 	}
 }
 
@@ -202,7 +203,7 @@ func TestExamplesAreValid(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			m := map[string]string{"BULWARK_ADMIN_TOKEN": "example-admin-token-0123456789"}
+			m := map[string]string{"BULWARK_ADMIN_TOKEN": "example-admin-token-0123456789", "BULWARK_PSEUDONYM_SECRET": "example-pseudonym-secret-0123456789abcdef"}
 			data, _ := os.ReadFile(f)
 			abs, _ := filepath.Abs(f)
 			if _, err := Parse(data, abs, env(m)); err != nil {

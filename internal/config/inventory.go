@@ -69,6 +69,18 @@ type Detect struct {
 	FindingsFile string `yaml:"findings_file"`
 }
 
+// Privacy says how personal data is pseudonymised.
+type Privacy struct {
+	// PseudonymSecret keys the hashes recorded instead of subjects,
+	// usernames and object ids (HMAC-SHA256; package pseudo). Every
+	// gateway and collector of a deployment must share it. Empty: plain
+	// SHA-256, with a warning.
+	PseudonymSecret string `yaml:"pseudonym_secret"`
+}
+
+// MinPseudonymSecret is the shortest pseudonym secret accepted.
+const MinPseudonymSecret = 32
+
 // Inventory and detection defaults, each with its reason.
 const (
 	// DefaultRetention: a month of history covers monthly batch callers.
@@ -127,6 +139,15 @@ func (c *Config) inventoryDefaults() {
 		d.MinSequentialSteps = DefaultMinSequentialSteps
 	}
 	setDur(&d.CoolDown, DefaultCoolDown)
+}
+
+func (c *Config) validatePrivacy(add, warn func(string, string, ...any)) {
+	switch n := len(c.Privacy.PseudonymSecret); {
+	case n == 0:
+		warn("privacy.pseudonym_secret", "not set: subject, username and object-id hashes are plain SHA-256, which anyone can recompute from a guess; set a secret of at least %d bytes (openssl rand -hex 32)", MinPseudonymSecret)
+	case n < MinPseudonymSecret:
+		add("privacy.pseudonym_secret", "must be at least %d bytes, got %d (openssl rand -hex 32 makes one)", MinPseudonymSecret, n)
+	}
 }
 
 func (c *Config) validateInventory(add func(string, string, ...any)) {

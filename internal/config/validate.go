@@ -300,6 +300,7 @@ func (c *Config) validate() []fieldErr {
 	c.validateAuthz(add)
 	c.validateAbuse(add)
 	c.validateInventory(add)
+	c.validatePrivacy(add, warn)
 
 	if len(c.APIs) == 0 {
 		add("apis", "at least one API is required")

@@ -21,6 +21,7 @@ const (
 	secretDigest       = "31c3934825a94891e59032d2ca85c953b9ebc6ce02274fd096d1b671730d1a12"
 	secretClientSecret = "introspection-SECRET-a1b2c3"
 	secretHMAC         = "hmac-SECRET-shared-key-0011223344"
+	secretPseudonym    = "pseudonym-SECRET-0123456789abcdef0123"
 	secretRedisPass    = "redisSECRETpass"
 	secretNATSToken    = "natsSECRETtoken"
 	secretStorePass    = "pgSECRETpass"
@@ -38,6 +39,7 @@ func testConfig() *config.Config {
 			RedisURL: "redis://default:" + secretRedisPass + "@redis.internal:6379/0",
 			NATSURL:  "nats://" + secretNATSToken + "@nats.internal:4222",
 		},
+		Privacy: config.Privacy{PseudonymSecret: secretPseudonym},
 		Identity: []config.IdentityProvider{
 			{Name: "bank-idp", JWT: &config.JWTProvider{
 				Issuer: "https://idp.bank.example", Audiences: []string{"accounts-api"},
@@ -64,7 +66,7 @@ func TestRedactedConfigGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{secretAdminToken, secretDigest, secretClientSecret, secretHMAC, secretRedisPass, secretNATSToken, secretStorePass, secretQueryPass} {
+	for _, s := range []string{secretAdminToken, secretDigest, secretClientSecret, secretHMAC, secretRedisPass, secretNATSToken, secretStorePass, secretQueryPass, secretPseudonym} {
 		if bytes.Contains(got, []byte(s)) {
 			t.Errorf("redacted config still holds %q", s)
 		}

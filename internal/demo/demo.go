@@ -119,6 +119,10 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	secret, err := randomHex(32) // this run's pseudonym secret
+	if err != nil {
+		return err
+	}
 	certPEM, err := writeFiles(dir, bankLn.Addr().String(), id)
 	if err != nil {
 		return err
@@ -127,8 +131,11 @@ func Run(ctx context.Context, o Options) error {
 	roots.AppendCertsFromPEM(certPEM)
 	cfgPath := filepath.Join(dir, configFile)
 	cfg, err := config.Parse(mustRead(cfgPath), cfgPath, func(k string) (string, bool) {
-		if k == "BULWARK_ADMIN_TOKEN" {
+		switch k {
+		case "BULWARK_ADMIN_TOKEN":
 			return token, true
+		case "BULWARK_PSEUDONYM_SECRET":
+			return secret, true
 		}
 		return os.LookupEnv(k)
 	})

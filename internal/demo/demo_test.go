@@ -117,8 +117,11 @@ func TestDemoEndToEnd(t *testing.T) {
 	// The generated config is one a user can check and run.
 	cfgPath := filepath.Join(dir, configFile)
 	data, _ := os.ReadFile(cfgPath)
-	if _, err := config.Parse(data, cfgPath, func(k string) (string, bool) { return "demo-token-0123456789abcdef", k == "BULWARK_ADMIN_TOKEN" }); err != nil {
+	env := map[string]string{"BULWARK_ADMIN_TOKEN": "demo-token-0123456789abcdef", "BULWARK_PSEUDONYM_SECRET": "demo-pseudonym-secret-0123456789abcdef"}
+	if c, err := config.Parse(data, cfgPath, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 		t.Fatalf("generated config does not validate:\n%v", err)
+	} else if len(c.Warnings) != 0 {
+		t.Errorf("generated config warns: %v", c.Warnings)
 	}
 
 	// Let the traffic run, then stop the demo.

@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bulwarkapi/bulwark/internal/pseudo"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -160,5 +165,34 @@ func TestBruteForceTrustedProxy(t *testing.T) {
 	user, pass := bank.Credentials(1)
 	if resp, _ := env.login(t, user, pass, "X-Forwarded-For", "198.51.100.2"); resp.StatusCode != 200 {
 		t.Fatalf("another client behind the same proxy: %d, want 200", resp.StatusCode)
+	}
+}
+
+// TestPseudonymSecret: with privacy.pseudonym_secret the username in the
+// audit log is HMAC-SHA256 under the secret, not the plain SHA-256
+// anyone could recompute from a guessed username.
+func TestPseudonymSecret(t *testing.T) {
+	const secret = "test-pseudonym-secret-0123456789abcdef"
+	t.Cleanup(func() { pseudo.SetKey("") })
+	env := startLoginGateway(t, fmt.Sprintf("privacy: {pseudonym_secret: %q}\n", secret),
+		`    brute_force: {operation: "POST /login", username: request.body.username, max_failures: 5, window: 1m}
+`)
+	const victim = "alice@example.com"
+	if resp, _ := env.login(t, victim, "wrong-password"); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("login: %d", resp.StatusCode)
+	}
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(victim))
+	keyed := hex.EncodeToString(m.Sum(nil)[:16])
+	plain := sha256.Sum256([]byte(victim))
+	var audit string
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(audit, "username_hash") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		b, _ := os.ReadFile(filepath.Join(env.dir, "audit.log"))
+		audit = string(b)
+	}
+	if !strings.Contains(audit, `"username_hash":"`+keyed+`"`) || strings.Contains(audit, hex.EncodeToString(plain[:16])) {
+		t.Fatalf("audit log lacks the keyed pseudonym %s (or holds the plain hash):\n%s", keyed, audit)
 	}
 }

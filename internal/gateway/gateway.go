@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bulwarkapi/bulwark/internal/pseudo"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bulwarkapi/bulwark/internal/admin"
@@ -72,6 +74,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	// The process's pseudonyms (subject, username and object-id hashes)
+	// are keyed before the first exchange; a reload cannot change the key.
+	pseudo.SetKey(cfg.Privacy.PseudonymSecret)
 	g := &Gateway{opts: opts, logger: opts.Logger, metrics: metrics.New(opts.Version)}
 	g.metrics.RegisterInFlight(func() float64 { return float64(g.inFlight.Load()) })
 	g.guard = newConnGuard(func() int { return g.snap.Load().cfg.Limits.MaxConnsPerIP },
@@ -380,7 +385,10 @@ func (g *Gateway) warnRestartOnly(old, cur *config.Config) {
 	if old.Cluster.RedisURL != cur.Cluster.RedisURL || old.Cluster.RedisTimeout != cur.Cluster.RedisTimeout || old.Cluster.RedisFallback != cur.Cluster.RedisFallback {
 		g.logger.Warn("cluster.redis_url, redis_timeout or redis_fallback changed: restart to apply")
 	}
-	if !reflect.DeepEqual(old.Inventory, cur.Inventory) || old.Detect != cur.Detect || old.Store != cur.Store ||
+	// inventory.bodies is read by the observe stage, rebuilt on reload.
+	oi, ci := old.Inventory, cur.Inventory
+	oi.Bodies, ci.Bodies = config.InventoryBodies{}, config.InventoryBodies{}
+	if !reflect.DeepEqual(oi, ci) || old.Detect != cur.Detect || old.Store != cur.Store ||
 		old.Cluster.NATSURL != cur.Cluster.NATSURL || old.Cluster.NATSStream != cur.Cluster.NATSStream || old.Cluster.NATSSubject != cur.Cluster.NATSSubject ||
 		old.Cluster.NATSCoolDownSubject != cur.Cluster.NATSCoolDownSubject {
 		g.logger.Warn("store, inventory, detect or cluster.nats_* changed: restart to apply (the event path is built once)")
@@ -390,6 +398,9 @@ func (g *Gateway) warnRestartOnly(old, cur *config.Config) {
 	}
 	if !reflect.DeepEqual(old.Audit, cur.Audit) {
 		g.logger.Warn("audit settings changed: restart to apply")
+	}
+	if old.Privacy != cur.Privacy {
+		g.logger.Warn("privacy.pseudonym_secret changed: restart every gateway and collector to apply (pseudonyms made under the old secret do not match new ones)")
 	}
 }
 

@@ -5,11 +5,11 @@ package pipeline
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
 	"net/netip"
 	"time"
+
+	"github.com/bulwarkapi/bulwark/internal/pseudo"
 
 	"github.com/bulwarkapi/bulwark/internal/event"
 	"github.com/bulwarkapi/bulwark/internal/identity"
@@ -173,17 +173,17 @@ func (x *Exchange) clientKeyOf() string {
 	return a.String()
 }
 
-// SubjectHash is the hex SHA-256 (16 bytes) of the authenticated caller's
-// provider and subject: the one key identity rate limits, the detectors'
-// cool-downs and exchange events use for a caller, so none of them holds
-// the identity itself. "" when the exchange is anonymous.
+// SubjectHash is the pseudonym (package pseudo: keyed by
+// privacy.pseudonym_secret) of the authenticated caller's provider and
+// subject: the one key identity rate limits, the detectors' cool-downs
+// and exchange events use for a caller, so none of them holds the
+// identity itself. "" when the exchange is anonymous.
 func (x *Exchange) SubjectHash() string {
 	if x.Identity == nil {
 		return ""
 	}
 	if x.subjectHash == "" {
-		sum := sha256.Sum256([]byte(x.Identity.Provider + "\x00" + x.Identity.Subject))
-		x.subjectHash = hex.EncodeToString(sum[:16])
+		x.subjectHash = pseudo.Of2(x.Identity.Provider, x.Identity.Subject)
 	}
 	return x.subjectHash
 }

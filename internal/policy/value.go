@@ -2,14 +2,14 @@ package policy
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"math"
 	"reflect"
 	"strconv"
+
+	"github.com/bulwarkapi/bulwark/internal/pseudo"
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
@@ -25,10 +25,7 @@ const MaxBodyBytes = 1 << 20
 // HashID returns the hex SHA-256 of v truncated to 16 bytes: what an object
 // decision records on the exchange, so detectors can correlate object ids
 // without the audit log ever holding one.
-func HashID(v string) string {
-	sum := sha256.Sum256([]byte(v))
-	return hex.EncodeToString(sum[:16])
-}
+func HashID(v string) string { return pseudo.Of(v) }
 
 // jsonValue decodes data as one JSON value for CEL, or null when data is
 // empty, larger than MaxBodyBytes, or not exactly one JSON value. The

@@ -35,6 +35,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/bulwarkapi/bulwark/internal/pseudo"
+
 	"github.com/bulwarkapi/bulwark/internal/inventory/shape"
 
 	"github.com/bulwarkapi/bulwark/internal/event"
@@ -391,9 +393,6 @@ func saneTime(t time.Time) bool {
 	return y >= 1 && y <= 9999
 }
 
-// hashValue is how identities are recorded: hex SHA-256 of v truncated to
-// 16 bytes, the form policy.HashID gives object ids.
-func hashValue(v string) string {
-	sum := sha256.Sum256([]byte(v))
-	return hex.EncodeToString(sum[:16])
-}
+// hashValue is how identities are recorded: the pseudonym of v, the form
+// policy.HashID gives object ids.
+func hashValue(v string) string { return pseudo.Of(v) }
