@@ -530,7 +530,7 @@ headline() {
 	echo
 	echo "**Inventory and detectors (exchange events on every request, ingested off the request path): pass-through with them $(ratio "${RPS[bulwark]:-}" "${RPS[bulwark-noinv]:-}") of pass-through without them.**"
 	echo
-	echo "**Rate limiting as a ratio to Bulwark pass-through in this run: in-memory store $(ratio "${RPS[bulwark-rl-local]:-}" "${RPS[bulwark]:-}"), Redis store $(ratio "${RPS[bulwark-rl-redis]:-}" "${RPS[bulwark]:-}")** (two limits per request, every request counted; one Redis round trip per limit)."
+	echo "**Rate limiting as a ratio to Bulwark pass-through in this run: in-memory store $(ratio "${RPS[bulwark-rl-local]:-}" "${RPS[bulwark]:-}"), Redis store $(ratio "${RPS[bulwark-rl-redis]:-}" "${RPS[bulwark]:-}")** (two limits per request, every request counted; both limits decided in one Redis round trip)."
 	echo
 	echo "Each inspection stage as a ratio to Bulwark pass-through in this run: request and response validation $(ratio "${RPS[bulwark-validate]:-}" "${RPS[bulwark]:-}"), sensitive-data scan $(ratio "${RPS[bulwark-data]:-}" "${RPS[bulwark]:-}"), WAF $(ratio "${RPS[bulwark-waf]:-}" "${RPS[bulwark]:-}"); JWT + validation + data together $(ratio "${RPS[bulwark-full]:-}" "${RPS[bulwark]:-}") of pass-through and $(ratio "${RPS[bulwark-full]:-}" "${RPS[nginx]:-}") of nginx (SPEC target for full protection: 0.5x nginx; rate limiting and the WAF are measured apart)."
 }

@@ -2,9 +2,10 @@
 // limit, using the Generic Cell Rate Algorithm (GCRA).
 //
 // It is the storage foundation of the rate-limit stage: a Store answers one
-// question per request, and the stage turns the Result into a 429 with
-// Retry-After and the RateLimit / RateLimit-Policy headers of the IETF httpapi
-// draft. This package does no HTTP and reads no configuration files.
+// question per limit, a BatchStore all the limits of one request in one
+// call, and the stage turns the Results into a 429 with Retry-After and the
+// RateLimit / RateLimit-Policy headers of the IETF httpapi draft. This
+// package does no HTTP and reads no configuration files.
 //
 // # GCRA
 //
@@ -80,10 +81,31 @@
 // τ is capped at 2^50µs (35 years) so the script's float64 arithmetic stays
 // exact.
 //
+// A batch (BatchStore.AllowAll: the limits of one HTTP request) is one run
+// of a second script that decides each Request in order with the same
+// arithmetic, keys and expiry, on one reading of TIME, atomically: one
+// round trip however many limits apply. Replicas that batch and replicas
+// that do not share counters. The script needs all the keys on one server,
+// so it runs only on a *redis.Client (the client internal/cluster opens);
+// with a Cluster client or a Ring, whose keys spread over nodes by hash
+// slot, AllowAll makes one round trip per Request of the batch instead.
+//
 // Arguments are validated in Go before any round trip. Every other failure
 // (dial, timeout, cancelled context, script error) is returned as
 // "ratelimit: redis: ..." and wraps neither ErrInvalidLimit nor
 // ErrExceedsBurst, so a caller can tell "bad request" from "store down".
+//
+// # Batches
+//
+// AllowAll decides a list of Requests exactly as a loop of Allow calls
+// would: in order, stopping at the first denial of a request without
+// ContinueOnDeny (a limit in monitor mode sets it: its refusal is recorded
+// and counting goes on), the requests before the denial keeping their
+// counts. It returns the results of the requests decided; their arguments
+// are all checked before anything is decided. Local loops over Allow;
+// Redis runs one script; Failover hands the whole batch to the primary and,
+// when the primary fails, the requests it did not decide to the fallback
+// policy.
 //
 // # Quotas
 //
@@ -111,8 +133,8 @@
 // transport error marks it down (Health.Observe) and hands the decision to
 // the FallbackPolicy — FallbackLocal (a per-replica LocalStores, the
 // default), FallbackOpen (allow everything) or FallbackClosed (deny with a
-// one-second RetryAfter). While the gate is down the primary is not called
-// at all. Argument errors and the caller's own cancelled context are
-// returned as they are, without marking the store down. Results decided by
-// the fallback have Fallback set.
+// one-second RetryAfter), for a single decision or a whole batch. While the
+// gate is down the primary is not called at all. Argument errors and the
+// caller's own cancelled context are returned as they are, without marking
+// the store down. Results decided by the fallback have Fallback set.
 package ratelimit

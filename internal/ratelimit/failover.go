@@ -57,7 +57,7 @@ type CombinedStore interface {
 }
 
 // LocalStores pairs a Local and a LocalQuotas into the Store and QuotaStore
-// that NewFailover takes as its fallback.
+// that NewFailover takes as its fallback; it is a BatchStore through Local.
 type LocalStores struct {
 	*Local
 	*LocalQuotas
@@ -65,9 +65,9 @@ type LocalStores struct {
 
 var _ CombinedStore = LocalStores{}
 
-// Failover is a Store and QuotaStore that decides with a primary (shared)
-// store while it works and with a fallback policy while it does not. It is
-// safe for concurrent use.
+// Failover is a Store, BatchStore and QuotaStore that decides with a
+// primary (shared) store while it works and with a fallback policy while it
+// does not. It is safe for concurrent use.
 //
 // When the Health gate is up, the primary decides; success is reported to
 // the gate with Observe(nil). An error wrapping ErrInvalidLimit or
@@ -130,6 +130,77 @@ func (f *Failover) Allow(ctx context.Context, key string, l Limit, n int) (Resul
 	}
 	r.Fallback = true
 	return r, nil
+}
+
+// AllowAll decides a batch (see BatchStore) with the primary's AllowAll
+// or, when the primary is unusable, with the fallback policy applied to the
+// requests it did not decide: the local store's AllowAll under
+// FallbackLocal; under FallbackOpen every request allowed with its full
+// burst; under FallbackClosed each request denied as Allow denies it, up to
+// and including the first without ContinueOnDeny. Errors are classified,
+// observed and notified as by Allow, once for the batch; onFallback is
+// then called once per fallback decision, as the Allow calls the batch
+// replaces would (the first time with the primary's error when it failed),
+// so that a metric of fallback decisions counts the same. A primary
+// without AllowAll is called once per request through Allow.
+func (f *Failover) AllowAll(ctx context.Context, reqs []Request) ([]Result, error) {
+	if err := checkAll(reqs); err != nil {
+		return nil, err
+	}
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	primary, ok := f.primary.(BatchStore)
+	if !ok {
+		return allowEach(ctx, f, reqs)
+	}
+	var done []Result
+	if f.up() {
+		res, err := primary.AllowAll(ctx, reqs)
+		fallback, err := f.classify(ctx, err)
+		if !fallback {
+			return res, err
+		}
+		// The primary's decisions before its failure stand: they were made
+		// (and counted) there. The fallback decides the rest.
+		done = res[:min(len(res), len(reqs)-1)]
+	} else {
+		f.notify(nil)
+	}
+	rest := reqs[len(done):]
+	var fb []Result
+	var err error
+	switch f.policy {
+	case FallbackOpen:
+		fb = make([]Result, len(rest))
+		for i, q := range rest {
+			fb[i] = Result{Allowed: true, Remaining: q.Limit.Burst, Limit: q.Limit}
+		}
+	case FallbackClosed:
+		fb = make([]Result, 0, len(rest))
+		for _, q := range rest {
+			fb = append(fb, Result{RetryAfter: closedRetryAfter, ResetAfter: closedRetryAfter, Limit: q.Limit})
+			if !q.ContinueOnDeny {
+				break
+			}
+		}
+	default:
+		// An error here is the local store's (a cancelled context): fb
+		// holds what it decided before it.
+		fb, err = allowAllOn(ctx, f.local, rest)
+	}
+	for range len(fb) - 1 {
+		f.notify(nil) // the first fallback decision was notified above
+	}
+	return append(done, markFallback(fb)...), err
+}
+
+// markFallback sets Fallback on every result.
+func markFallback(rs []Result) []Result {
+	for i := range rs {
+		rs[i].Fallback = true
+	}
+	return rs
 }
 
 // Take decides with the primary or, when it is unusable, the fallback policy.

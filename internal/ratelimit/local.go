@@ -123,6 +123,20 @@ func (l *Local) Allow(ctx context.Context, key string, lim Limit, n int) (Result
 	return r, nil
 }
 
+// AllowAll decides a batch as BatchStore documents: one Allow per request,
+// in order, each at the store's current time. Like the loop it replaces,
+// it is atomic per key, not across keys: a concurrent call may be decided
+// between two requests of the batch.
+func (l *Local) AllowAll(ctx context.Context, reqs []Request) ([]Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkAll(reqs); err != nil {
+		return nil, err
+	}
+	return allowEach(ctx, l, reqs)
+}
+
 // Len reports how many keys the store holds, idle ones not yet evicted
 // included. It is never more than MaxKeys.
 func (l *Local) Len() int {

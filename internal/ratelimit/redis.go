@@ -64,6 +64,53 @@ end
 return {1, tat - now, 0}
 `
 
+// gcraBatchLua decides the requests of one batch atomically, in order, on
+// one reading of the Redis server's clock, with gcraLua's arithmetic for
+// each.
+//
+//	KEYS[i]        request i's TAT key
+//	ARGV[4i-3..4i] its T and τ in microseconds, n, and 1 when its denial
+//	               does not end the batch (ContinueOnDeny) else 0
+//
+// It returns gcraLua's three values for each request decided, flattened:
+// all of them, or up to the first denial of a request whose flag is 0.
+// Each request reads its key afresh, so a key named twice sees the first
+// request's write.
+const gcraBatchLua = `
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local out = {}
+for i = 1, #KEYS do
+  local a = (i - 1) * 4
+  local interval = tonumber(ARGV[a + 1])
+  local tau = tonumber(ARGV[a + 2])
+  local n = tonumber(ARGV[a + 3])
+  local tat = tonumber(redis.call('GET', KEYS[i]))
+  if not tat or tat < now then tat = now end
+  local newTAT = tat + n * interval
+  local allowAt = newTAT - tau
+  local o = #out
+  if allowAt > now then
+    out[o + 1] = 0
+    out[o + 2] = tat - now
+    out[o + 3] = allowAt - now
+    if ARGV[a + 4] ~= '1' then return out end
+  else
+    if n > 0 then
+      tat = newTAT
+      local ttl = math.ceil((tat - now) / 1000)
+      if ttl < 1 then ttl = 1 end
+      redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX', string.format('%.0f', ttl))
+    end
+    out[o + 1] = 1
+    out[o + 2] = tat - now
+    out[o + 3] = 0
+  end
+end
+return out
+`
+
 // quotaLua counts events against one key's counter for one window.
 //
 //	KEYS[1]  the counter of one key in one calendar window
@@ -97,10 +144,11 @@ type RedisOptions struct {
 	Now func() time.Time
 }
 
-// Redis is a Store and QuotaStore kept in Redis, shared by every gateway
-// replica. Each decision is one Lua script run (EVALSHA, falling back to
-// EVAL when the server does not have the script cached), atomic on the
-// server. It is safe for concurrent use.
+// Redis is a Store, BatchStore and QuotaStore kept in Redis, shared by
+// every gateway replica. Each decision, and each batch of decisions, is one
+// Lua script run (EVALSHA, falling back to EVAL when the server does not
+// have the script cached), atomic on the server. It is safe for concurrent
+// use.
 //
 // Rate-limit keys are Prefix+"r:"+key and quota counters
 // Prefix+"q:"+key+":"+window, so the two can never collide whatever bytes
@@ -110,6 +158,7 @@ type Redis struct {
 	prefix string
 	now    func() time.Time
 	gcra   *redis.Script
+	batch  *redis.Script
 	quota  *redis.Script
 }
 
@@ -136,6 +185,7 @@ func NewRedis(client redis.UniversalClient, o RedisOptions) *Redis {
 		prefix: prefix,
 		now:    now,
 		gcra:   redis.NewScript(gcraLua),
+		batch:  redis.NewScript(gcraBatchLua),
 		quota:  redis.NewScript(quotaLua),
 	}
 }
@@ -175,6 +225,12 @@ func (r *Redis) Allow(ctx context.Context, key string, l Limit, n int) (Result, 
 	if len(reply) != 3 {
 		return Result{}, fmt.Errorf("ratelimit: redis: GCRA script returned %d values, want 3", len(reply))
 	}
+	return gcraResult(l, t, tau, reply), nil
+}
+
+// gcraResult builds the Result of one decision from the script's three
+// values (allowed, TAT − now, allowAt − now) and the request's T and τ.
+func gcraResult(l Limit, t, tau int64, reply []int64) Result {
 	allowed, reset, retry := reply[0] == 1, reply[1], reply[2]
 	res := Result{Allowed: allowed, Limit: l}
 	if rem := (tau - reset) / t; rem > 0 {
@@ -186,7 +242,65 @@ func (r *Redis) Allow(ctx context.Context, key string, l Limit, n int) (Result, 
 	if reset > 0 {
 		res.ResetAfter = time.Duration(reset) * time.Microsecond
 	}
-	return res, nil
+	return res
+}
+
+// AllowAll decides a batch as BatchStore documents, in one round trip: one
+// run of a script that decides every request in order, atomically, on one
+// reading of the server's clock, with Allow's arithmetic and keys (so
+// replicas running Allow and replicas running AllowAll share counters).
+// Arguments are checked before the round trip; every other error is a
+// transport error for the whole batch, returned with no results.
+//
+// The one-script path needs every key on one server. It is taken with a
+// *redis.Client — one server, as internal/cluster opens (a Sentinel
+// failover client is one too). A Redis Cluster client (or a Ring) spreads
+// keys over nodes by hash slot, and the keys of a request's limits almost
+// never share a slot; a hash tag would rename the keys and split counters
+// with replicas that do not batch. With any client other than *redis.Client
+// AllowAll therefore makes one Allow round trip per request, with the same
+// semantics.
+func (r *Redis) AllowAll(ctx context.Context, reqs []Request) ([]Result, error) {
+	if err := checkAll(reqs); err != nil {
+		return nil, err
+	}
+	keys := make([]string, len(reqs))
+	args := make([]any, 0, 4*len(reqs))
+	for i, q := range reqs {
+		t, tau, err := redisInterval(q.Limit)
+		if err != nil {
+			return nil, err
+		}
+		cont := 0
+		if q.ContinueOnDeny {
+			cont = 1
+		}
+		keys[i] = r.prefix + "r:" + q.Key
+		args = append(args, t, tau, q.N, cont)
+	}
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	if _, single := r.client.(*redis.Client); !single || len(reqs) == 1 {
+		return allowEach(ctx, r, reqs)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("ratelimit: redis: %w", err)
+	}
+	reply, err := r.batch.Run(ctx, r.client, keys, args...).Int64Slice()
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit: redis: %w", err)
+	}
+	k := len(reply) / 3
+	if len(reply)%3 != 0 || k == 0 || k > len(reqs) || (k < len(reqs) && (reply[len(reply)-3] == 1 || reqs[k-1].ContinueOnDeny)) {
+		return nil, fmt.Errorf("ratelimit: redis: batch GCRA script returned %d values for %d requests", len(reply), len(reqs))
+	}
+	out := make([]Result, k)
+	for i := range out {
+		t, tau := args[4*i].(int64), args[4*i+1].(int64)
+		out[i] = gcraResult(reqs[i].Limit, t, tau, reply[3*i:3*i+3])
+	}
+	return out, nil
 }
 
 // Take counts n events for key in the current calendar window of q.Period,

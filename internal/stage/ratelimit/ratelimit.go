@@ -109,6 +109,7 @@ type Stage struct {
 	api     string
 	limits  []*limit
 	store   rl.Store
+	batch   rl.BatchStore // store, when it decides several limits in one call
 	quotas  rl.QuotaStore
 	monitor bool
 }
@@ -119,6 +120,7 @@ var _ pipeline.Stage = (*Stage)(nil)
 // joined with errors.Join, located under "rate_limits[i]".
 func New(o Options) (*Stage, error) {
 	s := &Stage{api: o.API, store: o.Store, quotas: o.Quotas, monitor: o.Monitor}
+	s.batch, _ = o.Store.(rl.BatchStore)
 	var errs []error
 	fail := func(path string, err error) { errs = append(errs, &FieldError{Path: path, Err: err}) }
 	for i, c := range o.Limits {
@@ -202,6 +204,17 @@ func (s *Stage) Empty() bool { return len(s.limits) == 0 }
 // configured order, and stops at the first that is exhausted. Limits
 // counted before the refusing one keep their count: a refused request
 // still cost the caller, which is what a limit in front of a login wants.
+// A limit in monitor mode (or a stage in monitor mode) records its refusal
+// and counting goes on.
+//
+// When the store is a BatchStore and every limit that applies is a rate
+// (no quota), the limits are decided in one AllowAll call — one Redis
+// round trip — with these same semantics: a monitored limit's request has
+// ContinueOnDeny set, so the batch stops only at an enforced refusal, as
+// this loop does. A request under a quota takes the sequential path, one
+// store call per limit, as do batches the store rejects for their
+// arguments (nothing was counted then, and the sequential path gives the
+// answer it always gave: earlier limits counted, the bad one unavailable).
 func (s *Stage) Handle(ctx context.Context, x *pipeline.Exchange) pipeline.Decision {
 	var policies, states []string
 	monitored := pipeline.Continue
@@ -212,6 +225,35 @@ func (s *Stage) Handle(ctx context.Context, x *pipeline.Exchange) pipeline.Decis
 				pipeline.Header{Name: "RateLimit", Value: strings.Join(states, ", ")})
 		}
 	}()
+	// count records one decision of l; stop reports that it is an enforced
+	// refusal, the answer d.
+	count := func(l *limit, allowed bool, remaining int64, reset, retry time.Duration) (d pipeline.Decision, stop bool) {
+		policies = append(policies, l.policy)
+		states = append(states, stateItem(l.name, remaining, reset))
+		if allowed {
+			return d, false
+		}
+		secs := ceilSeconds(retry)
+		if secs < 1 {
+			secs = 1
+		}
+		d = pipeline.Halt(http.StatusTooManyRequests, "rate_limited",
+			"Rate limit "+l.name+" exceeded; retry after "+strconv.FormatInt(secs, 10)+" s.")
+		d.Rules = []string{l.name}
+		d.Headers = http.Header{"Retry-After": {strconv.FormatInt(secs, 10)}}
+		d.Monitor = l.monitor || s.monitor
+		if !d.Monitor {
+			return d, true
+		}
+		if monitored.Action == pipeline.Allow {
+			monitored = d // the first monitored refusal is recorded; counting goes on
+		}
+		return d, false
+	}
+
+	var buf [8]applied
+	apply := buf[:0]
+	batch := s.batch != nil
 	for _, l := range s.limits {
 		if l.operation != "" && l.operation != x.Operation {
 			continue
@@ -220,46 +262,73 @@ func (s *Stage) Handle(ctx context.Context, x *pipeline.Exchange) pipeline.Decis
 		if !ok {
 			continue
 		}
+		apply = append(apply, applied{l, key})
+		batch = batch && l.quota == nil
+	}
+
+	if batch && len(apply) > 1 {
+		reqs := make([]rl.Request, len(apply))
+		for i, a := range apply {
+			reqs[i] = rl.Request{Key: a.key, Limit: a.l.rate, N: 1, ContinueOnDeny: a.l.monitor || s.monitor}
+		}
+		res, err := s.batch.AllowAll(ctx, reqs)
+		if err == nil || !(errors.Is(err, rl.ErrInvalidLimit) || errors.Is(err, rl.ErrExceedsBurst)) {
+			if len(res) > len(apply) {
+				res = res[:len(apply)]
+			}
+			for i, r := range res {
+				if d, stop := count(apply[i].l, r.Allowed, int64(r.Remaining), r.ResetAfter, r.RetryAfter); stop {
+					return d
+				}
+			}
+			if len(res) < len(apply) {
+				// The store failed at apply[len(res)] (or, against its
+				// contract, stopped without an enforced refusal): that limit
+				// was not checked.
+				if err == nil {
+					err = errShortBatch
+				}
+				return s.storeError(ctx, apply[len(res)].l, err)
+			}
+			return monitored
+		}
+	}
+
+	for _, a := range apply {
+		l := a.l
 		var allowed bool
 		var remaining int64
 		var reset, retry time.Duration
 		if l.quota != nil {
-			r, err := s.quotas.Take(ctx, key, *l.quota, 1)
+			r, err := s.quotas.Take(ctx, a.key, *l.quota, 1)
 			if err != nil {
 				return s.storeError(ctx, l, err)
 			}
 			allowed, remaining, reset = r.Allowed, r.Remaining, r.ResetAfter
 			retry = r.ResetAfter
 		} else {
-			r, err := s.store.Allow(ctx, key, l.rate, 1)
+			r, err := s.store.Allow(ctx, a.key, l.rate, 1)
 			if err != nil {
 				return s.storeError(ctx, l, err)
 			}
 			allowed, remaining, reset, retry = r.Allowed, int64(r.Remaining), r.ResetAfter, r.RetryAfter
 		}
-		policies = append(policies, l.policy)
-		states = append(states, stateItem(l.name, remaining, reset))
-		if allowed {
-			continue
-		}
-		secs := ceilSeconds(retry)
-		if secs < 1 {
-			secs = 1
-		}
-		d := pipeline.Halt(http.StatusTooManyRequests, "rate_limited",
-			"Rate limit "+l.name+" exceeded; retry after "+strconv.FormatInt(secs, 10)+" s.")
-		d.Rules = []string{l.name}
-		d.Headers = http.Header{"Retry-After": {strconv.FormatInt(secs, 10)}}
-		d.Monitor = l.monitor || s.monitor
-		if !d.Monitor {
+		if d, stop := count(l, allowed, remaining, reset, retry); stop {
 			return d
-		}
-		if monitored.Action == pipeline.Allow {
-			monitored = d // the first monitored refusal is recorded; counting goes on
 		}
 	}
 	return monitored
 }
+
+// applied is a limit that applies to the request, with its store key.
+type applied struct {
+	l   *limit
+	key string
+}
+
+// errShortBatch reports a batch answer that stopped before an enforced
+// refusal without an error: the limits left undecided count as a failure.
+var errShortBatch = errors.New("ratelimit: the store's batch answer stopped early")
 
 // storeError answers a store failure that the store could not absorb
 // (a cancelled request, or the fallback policy "closed" surfaced as an
