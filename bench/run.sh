@@ -538,9 +538,12 @@ headline() {
 gobench() { # gobench PATTERN PKG [FLAGS...] — benchmark lines, or "not available"
 	local pattern=$1 pkg=$2 out
 	shift 2
-	local name=${pattern#^}
+	local name=${pattern#^} open=""
+	# An anchored pattern (^Name$) names one benchmark; an open one
+	# (BenchmarkScan) every benchmark whose name starts with it.
+	[ "${name%\$}" != "$name" ] && open="("
 	name=${name%\$}
-	if ! grep -qs "func ${name}(" "$pkg"/*_test.go; then
+	if ! grep -qs "func ${name}${open}" "$pkg"/*_test.go; then
 		echo "not available (no ${name} in $pkg)"
 		return
 	fi

@@ -10,6 +10,7 @@ package observe
 
 import (
 	"context"
+	"hash/maphash"
 	"mime"
 	"net/http"
 	"strings"
@@ -63,7 +64,7 @@ func (s *Stage) Name() string { return StageName }
 // Handle implements pipeline.Stage: it runs after every check, so only
 // requests the gateway lets through teach the inventory a shape.
 func (s *Stage) Handle(_ context.Context, x *pipeline.Exchange) pipeline.Decision {
-	if !s.o.Schemas || !s.sampler.Sample(sampleKey(x)) {
+	if !s.o.Schemas || !s.sampler.Sample(x) {
 		return pipeline.Continue
 	}
 	x.SampleBodies = true
@@ -137,32 +138,34 @@ func isJSON(ct string) bool {
 	return mt == "application/json" || strings.HasSuffix(mt, "+json")
 }
 
-// sampleKey names an endpoint for sampling: the API and the matched
-// operation, or for unmatched paths the method and the path with every
-// segment that holds a digit or is long folded, so that ids do not make
-// every request a new endpoint.
-func sampleKey(x *pipeline.Exchange) string {
+// sampleKey names an endpoint for sampling, as a hash (no allocation on
+// the request path): the API and the matched operation, or for unmatched
+// paths the method and the path with every segment that holds a digit or
+// is long folded, so that ids do not make every request a new endpoint.
+func (s *Sampler) sampleKey(x *pipeline.Exchange) uint64 {
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	h.WriteString(x.API)
+	h.WriteByte(0)
 	if x.Operation != "" {
-		return x.API + " " + x.Operation
+		h.WriteString(x.Operation)
+		return h.Sum64()
 	}
-	var b strings.Builder
-	b.WriteString(x.API)
-	b.WriteByte(' ')
-	b.WriteString(x.Request.Method)
-	b.WriteByte(' ')
+	h.WriteString(x.Request.Method)
+	h.WriteByte(' ')
 	first := true
 	for seg := range strings.SplitSeq(x.Request.URL.Path, "/") {
 		if !first {
-			b.WriteByte('/')
+			h.WriteByte('/')
 		}
 		first = false
 		if len(seg) > 24 || strings.ContainsAny(seg, "0123456789") {
-			b.WriteByte('*')
+			h.WriteByte('*')
 		} else {
-			b.WriteString(seg)
+			h.WriteString(seg)
 		}
 	}
-	return b.String()
+	return h.Sum64()
 }
 
 // maxSampleKeys bounds the sampler's memory: past it the counts start
@@ -174,18 +177,20 @@ const maxSampleKeys = 8192
 // First, then one in Every. Safe for concurrent use.
 type Sampler struct {
 	first, every uint64
+	seed         maphash.Seed
 	mu           sync.Mutex
-	seen         map[string]uint64
+	seen         map[uint64]uint64
 }
 
 // NewSampler returns a sampler; every <= 0 samples only the first.
 func NewSampler(first, every int) *Sampler {
-	return &Sampler{first: uint64(max(first, 0)), every: uint64(max(every, 0)), seen: map[string]uint64{}}
+	return &Sampler{first: uint64(max(first, 0)), every: uint64(max(every, 0)), seed: maphash.MakeSeed(), seen: map[uint64]uint64{}}
 }
 
-// Sample counts an exchange of the endpoint key and says whether to
-// sample it.
-func (s *Sampler) Sample(key string) bool {
+// Sample counts an exchange of x's endpoint and says whether to sample it.
+func (s *Sampler) Sample(x *pipeline.Exchange) bool { return s.count(s.sampleKey(x)) }
+
+func (s *Sampler) count(key uint64) bool {
 	s.mu.Lock()
 	n, ok := s.seen[key]
 	if !ok && len(s.seen) >= maxSampleKeys {

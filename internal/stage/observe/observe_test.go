@@ -19,25 +19,26 @@ func ident(s string) string { return "h(" + s + ")" }
 
 func TestSampler(t *testing.T) {
 	s := NewSampler(2, 3)
+	x := &pipeline.Exchange{API: "bank", Operation: "GET /a", Request: httptest.NewRequest("GET", "/a", nil)}
 	var got []bool
 	for range 9 {
-		got = append(got, s.Sample("a"))
+		got = append(got, s.Sample(x))
 	}
 	want := []bool{true, true, false, false, true, false, false, true, false}
 	if !slices.Equal(got, want) {
 		t.Fatalf("samples %v, want %v", got, want)
 	}
-	if !s.Sample("b") {
+	if !s.Sample(&pipeline.Exchange{API: "bank", Operation: "GET /b", Request: x.Request}) {
 		t.Fatal("a new endpoint is not sampled")
 	}
 	only := NewSampler(1, 0)
-	if !only.Sample("a") || only.Sample("a") || only.Sample("a") {
+	if !only.Sample(x) || only.Sample(x) || only.Sample(x) {
 		t.Fatal("every 0 must sample only the first")
 	}
 	// Bounded: past maxSampleKeys the counts start again.
 	b := NewSampler(1, 0)
 	for i := range maxSampleKeys + 10 {
-		b.Sample(strings.Repeat("k", i%7) + string(rune(i)))
+		b.count(uint64(i))
 	}
 	if len(b.seen) > maxSampleKeys {
 		t.Fatalf("%d keys kept", len(b.seen))
@@ -45,17 +46,30 @@ func TestSampler(t *testing.T) {
 }
 
 func TestSampleKey(t *testing.T) {
-	tests := []struct{ op, path, want string }{
-		{"GET /accounts/{id}", "/accounts/42", "bank GET /accounts/{id}"},
-		{"", "/accounts/42/transactions", "bank GET /accounts/*/transactions"},
-		{"", "/users/alice-the-very-long-handle-name", "bank GET /users/*"},
-		{"", "/", "bank GET /"},
-		{"", "/a//b/", "bank GET /a//b/"},
+	s := NewSampler(1, 0)
+	key := func(api, op, method, path string) uint64 {
+		return s.sampleKey(&pipeline.Exchange{API: api, Operation: op, Request: httptest.NewRequest(method, path, nil)})
 	}
-	for _, tt := range tests {
-		x := &pipeline.Exchange{API: "bank", Operation: tt.op, Request: httptest.NewRequest("GET", tt.path, nil)}
-		if got := sampleKey(x); got != tt.want {
-			t.Errorf("sampleKey(%q, %q) = %q, want %q", tt.op, tt.path, got, tt.want)
+	same := [][2]uint64{
+		{key("bank", "GET /accounts/{id}", "GET", "/accounts/1"), key("bank", "GET /accounts/{id}", "GET", "/accounts/2")},
+		{key("bank", "", "GET", "/accounts/42/transactions"), key("bank", "", "GET", "/accounts/7/transactions")},
+		{key("bank", "", "GET", "/users/alice-the-very-long-handle-name"), key("bank", "", "GET", "/users/bob-has-an-even-longer-handle")},
+	}
+	for i, p := range same {
+		if p[0] != p[1] {
+			t.Errorf("pair %d: one endpoint, two keys", i)
+		}
+	}
+	differ := [][2]uint64{
+		{key("bank", "", "GET", "/accounts/1"), key("bank", "", "POST", "/accounts/1")},
+		{key("bank", "", "GET", "/accounts"), key("cards", "", "GET", "/accounts")},
+		{key("bank", "", "GET", "/a/b"), key("bank", "", "GET", "/ab")},
+		{key("bank", "", "GET", "/a//b/"), key("bank", "", "GET", "/a/b")},
+		{key("bank", "GET /x", "GET", "/x"), key("bank", "GET /y", "GET", "/x")},
+	}
+	for i, p := range differ {
+		if p[0] == p[1] {
+			t.Errorf("pair %d: two endpoints, one key", i)
 		}
 	}
 }
