@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -48,24 +46,10 @@ func TestClusterCoolDownEnforcedAcrossGateways(t *testing.T) {
 	if pgURL == "" || natsURL == "" {
 		t.Skip("BULWARK_TEST_POSTGRES_URL and BULWARK_TEST_NATS_URL not set: skipping the cluster cool-down test")
 	}
-	ctx := context.Background()
 	run := strconv.FormatInt(time.Now().UnixNano(), 10)
 
 	// A schema and a stream of this run's own.
-	schema := "bulwark_e2e_cd_" + run
-	conn, err := pgx.Connect(ctx, pgURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-	u, _ := url.Parse(pgURL)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
+	u := pgSchema(t, pgURL, "bulwark_e2e_cd_"+run)
 	stream := "E2E_CD_" + run
 	t.Cleanup(func() { deleteStream(t, natsURL, stream) })
 
@@ -160,7 +144,7 @@ detect: {mode: enforce, max_distinct_objects: 5, cool_down: 2m}
 		Reason string
 	}
 	ct := resp.Header.Get("Content-Type")
-	err = json.NewDecoder(resp.Body).Decode(&p)
+	err := json.NewDecoder(resp.Body).Decode(&p)
 	resp.Body.Close()
 	if ct != "application/problem+json" || err != nil || p.Status != 429 || p.Reason != "cool_down" {
 		t.Fatalf("refusal at B: %s %+v %v", ct, p, err)

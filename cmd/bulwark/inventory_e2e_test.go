@@ -63,19 +63,12 @@ func TestTwoGatewaysNATSPostgres(t *testing.T) {
 	ctx := context.Background()
 	run := fmt.Sprintf("%d", time.Now().UnixNano())
 	schema := "bulwark_e2e_" + run
+	u := pgSchema(t, pgURL, schema)
 	conn, err := pgx.Connect(ctx, pgURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-	u, _ := url.Parse(pgURL)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
 	cluster := fmt.Sprintf("cluster: {nats_url: %q, nats_stream: E2E_%s, nats_subject: e2e.%s, nats_durable: e2e-%s}\nstore: {url: %q}\ninventory: {flush_interval: 200ms}\n",
 		natsURL, run, run, run, u.String())
 
@@ -206,4 +199,31 @@ func TestInventoryImportExportCLI(t *testing.T) {
 	if _, code := runBin(t, "inventory", "export", "-c", cfgPath, "--format", "sarif"); code != exitInvalid {
 		t.Fatalf("unknown format: exit %d, want %d", code, exitInvalid)
 	}
+}
+
+// pgSchema creates a PostgreSQL schema of the test's own, dropped when the
+// test ends, and returns pgURL with its search_path set to it.
+func pgSchema(t *testing.T, pgURL, schema string) *url.URL {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		_ = conn.Close(ctx)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		_ = conn.Close(context.Background())
+	})
+	u, err := url.Parse(pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/bulwarkapi/bulwark/internal/testkit/cutproxy"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -173,65 +174,6 @@ func TestRateLimitConcurrentBurst(t *testing.T) {
 	}
 }
 
-// redisProxy is a TCP proxy in front of the test Redis that the test can
-// cut and restore, so "Redis stops" without touching the shared server.
-type redisProxy struct {
-	ln     net.Listener
-	target string
-	up     atomic.Bool
-	mu     sync.Mutex
-	conns  []net.Conn
-}
-
-func newRedisProxy(t *testing.T, target string) *redisProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &redisProxy{ln: ln, target: target}
-	p.up.Store(true)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			if !p.up.Load() {
-				_ = c.Close()
-				continue
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(s, c); _ = s.Close() }()
-			go func() { _, _ = io.Copy(c, s); _ = c.Close() }()
-		}
-	}()
-	t.Cleanup(func() { _ = ln.Close(); p.cut() })
-	return p
-}
-
-// cut drops every connection and refuses new ones until restore.
-func (p *redisProxy) cut() {
-	p.up.Store(false)
-	p.mu.Lock()
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-	p.mu.Unlock()
-}
-
-func (p *redisProxy) restore() { p.up.Store(true) }
-
-func (p *redisProxy) url() string { return "redis://" + p.ln.Addr().String() + "/0" }
-
 // TestRedisOutageFallsBackToLocal: Redis stops in the middle; the gateway
 // keeps serving on local limits, counts the fallback, makes no 5xx of its
 // own, and resumes shared limits when Redis returns.
@@ -240,10 +182,10 @@ func TestRedisOutageFallsBackToLocal(t *testing.T) {
 	if i := strings.IndexByte(target, '/'); i >= 0 {
 		target = target[:i]
 	}
-	px := newRedisProxy(t, target)
+	px := cutproxy.New(t, target)
 	up := newEcho(t, "a")
 	name := fmt.Sprintf("outage%d", time.Now().UnixNano())
-	env := startGateway(t, baseConfig(up.srv.URL, fmt.Sprintf("cluster: {redis_url: %q}", px.url()))+fmt.Sprintf(`    rate_limits: [{name: %s, key: ip, rate: 5/h}]
+	env := startGateway(t, baseConfig(up.srv.URL, fmt.Sprintf("cluster: {redis_url: %q}", "redis://"+px.Addr()+"/0"))+fmt.Sprintf(`    rate_limits: [{name: %s, key: ip, rate: 5/h}]
 `, name))
 	m := env.g.Metrics()
 	count := func(n int) (ok, limited int) {
@@ -264,7 +206,7 @@ func TestRedisOutageFallsBackToLocal(t *testing.T) {
 	if ok, _ := count(3); ok != 3 {
 		t.Fatalf("before the outage: %d allowed", ok)
 	}
-	px.cut()
+	px.Cut()
 	ok, limited := count(8)
 	// The local store has its own 5: the outage does not lift the limit.
 	if ok != 5 || limited != 3 {
@@ -279,7 +221,7 @@ func TestRedisOutageFallsBackToLocal(t *testing.T) {
 	if !strings.Contains(env.logs.String(), "redis unavailable") {
 		t.Fatal("no log line for the outage")
 	}
-	px.restore()
+	px.Restore()
 	// After the retry interval, Redis decides again: 2 left of the shared 5.
 	deadline := time.Now().Add(5 * time.Second)
 	for testutil.ToFloat64(m.RedisUp) != 1 {

@@ -10,13 +10,30 @@ import (
 	"strings"
 	"testing"
 
+	"net/http/httptest"
+
 	"github.com/bulwarkapi/bulwark/internal/config"
 	"github.com/bulwarkapi/bulwark/internal/demo/bank"
-	"net/http/httptest"
 )
 
 // bankAuthzConfig puts the demo bank behind a JWT provider and BOLA/BFLA rules.
 func bankAuthzConfig(bankURL, mode string) string {
+	return bankAPIConfig(bankURL, `
+    objects:
+      - {operation: "GET /accounts/{accountId}", allow: "params.accountId in identity.claims.account_ids"}
+      - {operation: "PATCH /accounts/{accountId}", allow: "params.accountId in identity.claims.account_ids"}
+      - {operation: "GET /accounts", allow: "!('customerId' in request.query) || request.query.customerId == identity.subject"}
+      - {operation: "POST /payments", allow: "request.body.debtorAccountId in identity.claims.account_ids"}
+      - {operation: "POST /transfers", allow: "request.body.debtor.accountId in identity.claims.account_ids"}
+      - {operation: "GET /cards/{cardId}", owner: "response.body.customerId == identity.subject"}
+    authorize: {admin_roles: [bank-admin], mode: `+mode+`}
+`)
+}
+
+// bankAPIConfig is a gateway in front of upstream with the demo bank's
+// spec and JWT identity provider (files written by bankFiles), plus the
+// API keys in api (objects, authorize, ...).
+func bankAPIConfig(upstream, api string) string {
 	return fmt.Sprintf(`
 listeners:
   - addr: "127.0.0.1:0"
@@ -31,16 +48,17 @@ apis:
     match: {path_prefix: /api/v1}
     upstream: {url: %q}
     spec: bank.yaml
-    authenticate: [idp]
-    objects:
-      - {operation: "GET /accounts/{accountId}", allow: "params.accountId in identity.claims.account_ids"}
-      - {operation: "PATCH /accounts/{accountId}", allow: "params.accountId in identity.claims.account_ids"}
-      - {operation: "GET /accounts", allow: "!('customerId' in request.query) || request.query.customerId == identity.subject"}
-      - {operation: "POST /payments", allow: "request.body.debtorAccountId in identity.claims.account_ids"}
-      - {operation: "POST /transfers", allow: "request.body.debtor.accountId in identity.claims.account_ids"}
-      - {operation: "GET /cards/{cardId}", owner: "response.body.customerId == identity.subject"}
-    authorize: {admin_roles: [bank-admin], mode: %s}
-`, testToken, testIssuer, bankURL, mode)
+    authenticate: [idp]`, testToken, testIssuer, upstream) + api
+}
+
+// bankFiles writes what bankAPIConfig names: the JWKS of k and the bank's spec.
+func bankFiles(t *testing.T, k *keys) func(dir string) {
+	return func(dir string) {
+		k.jwks(t, filepath.Join(dir, "jwks.json"))
+		if err := os.WriteFile(filepath.Join(dir, "bank.yaml"), bank.Spec(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 type bankFixture struct {
@@ -65,12 +83,7 @@ func startBankAuthzWith(t *testing.T, mode, top, api string) *bankFixture {
 	srv := httptest.NewServer(bk.Handler())
 	t.Cleanup(srv.Close)
 	k := newKeys(t)
-	env := startGatewayWith(t, top+bankAuthzConfig(srv.URL, mode)+api, func(dir string) {
-		k.jwks(t, filepath.Join(dir, "jwks.json"))
-		if err := os.WriteFile(filepath.Join(dir, "bank.yaml"), bank.Spec(), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	})
+	env := startGatewayWith(t, top+bankAuthzConfig(srv.URL, mode)+api, bankFiles(t, k))
 	cs := bk.Customers()
 	f := &bankFixture{env: env, k: k, a: cs[0], b: cs[1]}
 	f.aAcc = bk.Accounts(f.a.CustomerID)[0].AccountID

@@ -314,31 +314,10 @@ func TestSequentialWalkThroughTheGateway(t *testing.T) {
 		_, _ = io.WriteString(w, `{"status":"Enabled"}`)
 	}))
 	k := newKeys(t)
-	cfg := fmt.Sprintf(`
-listeners:
-  - addr: "127.0.0.1:0"
-    tls: {cert_file: tls.crt, key_file: tls.key}
-admin: {addr: "127.0.0.1:0", token: %q}
-audit: {path: audit.log}
-inventory: {flush_interval: 100ms}
-identity:
-  - name: idp
-    jwt: {issuer: %q, audiences: [bank-api], jwks_file: jwks.json, algorithms: [ES256]}
-apis:
-  - name: bank
-    match: {path_prefix: /api/v1}
-    upstream: {url: %q}
-    spec: bank.yaml
-    authenticate: [idp]
+	env := startGatewayWith(t, "inventory: {flush_interval: 100ms}\n"+bankAPIConfig(up, `
     objects:
       - {operation: "GET /accounts/{accountId}", allow: "true"}
-`, testToken, testIssuer, up)
-	env := startGatewayWith(t, cfg, func(dir string) {
-		k.jwks(t, filepath.Join(dir, "jwks.json"))
-		if err := os.WriteFile(filepath.Join(dir, "bank.yaml"), bank.Spec(), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	})
+`), bankFiles(t, k))
 	f := &bankFixture{env: env, k: k}
 	token := func(sub string) string {
 		return k.sign(t, map[string]any{"alg": "ES256", "kid": "ec-1"}, claims(sub, "accounts", map[string]any{"aud": "bank-api"}))

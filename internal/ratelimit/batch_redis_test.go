@@ -3,14 +3,14 @@ package ratelimit
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/bulwarkapi/bulwark/internal/testkit/cutproxy"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -229,63 +229,6 @@ func TestRedisAllowAllConcurrentNeverExceedsBurst(t *testing.T) {
 	}
 }
 
-// tcpProxy forwards to a Redis until cut: then it drops every connection
-// and closes new ones at once, so "Redis stops" without touching the
-// shared server.
-type tcpProxy struct {
-	ln     net.Listener
-	target string
-	up     atomic.Bool
-	mu     sync.Mutex
-	conns  []net.Conn
-}
-
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpProxy{ln: ln, target: target}
-	p.up.Store(true)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			if !p.up.Load() {
-				_ = c.Close()
-				continue
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(s, c); _ = s.Close() }()
-			go func() { _, _ = io.Copy(c, s); _ = c.Close() }()
-		}
-	}()
-	t.Cleanup(func() { _ = ln.Close(); p.cut() })
-	return p
-}
-
-func (p *tcpProxy) cut() {
-	p.up.Store(false)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *tcpProxy) restore() { p.up.Store(true) }
-
 // TestFailoverAllowAllRedisCut: a Failover over Redis batches while Redis
 // answers; when the connection is cut, the whole batch goes to the fallback
 // policy; when it is back, Redis decides again on the counts it had.
@@ -314,8 +257,8 @@ func TestFailoverAllowAllRedisCut(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			px := newTCPProxy(t, opts.Addr)
-			opts.Addr = px.ln.Addr().String()
+			px := cutproxy.New(t, opts.Addr)
+			opts.Addr = px.Addr()
 			opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, time.Second, time.Second
 			opts.MaxRetries = -1 // as internal/cluster: the fallback is the retry
 			opts.DialerRetries = 1
@@ -341,7 +284,7 @@ func TestFailoverAllowAllRedisCut(t *testing.T) {
 				t.Fatalf("Observe before the cut = %v; want two successes", obs)
 			}
 
-			px.cut()
+			px.Cut()
 			res, err := f.AllowAll(ctx, reqs)
 			if err != nil {
 				t.Fatalf("AllowAll during the cut: %v; want the fallback's decision", err)
@@ -366,7 +309,7 @@ func TestFailoverAllowAllRedisCut(t *testing.T) {
 				t.Fatalf("onFallback during the cut = %v; want the failure once, then nil per further fallback decision", got)
 			}
 
-			px.restore()
+			px.Restore()
 			deadline := time.Now().Add(5 * time.Second)
 			for {
 				res, err = f.AllowAll(ctx, reqs)
