@@ -196,6 +196,11 @@ func bankTraffic() []event.Exchange {
 			}),
 			ex(i, "GET", fmt.Sprintf("/api/v1/accounts/acc_%08d", i), func(e *event.Exchange) {
 				e.ResponseClasses = []string{"iban"}
+				e.ResponseSchema = map[string]any{"type": "object", "properties": map[string]any{
+					"accountId": map[string]any{"type": "string"},
+					"balance":   map[string]any{"type": "object", "properties": map[string]any{"amount": map[string]any{"type": "string"}}},
+					"tags":      map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
+				}}
 				if i%4 == 0 {
 					e.Status = 404
 				}

@@ -196,6 +196,58 @@ type endpointData struct {
 	Status   chart
 	Codes    []statusRow
 	Findings []finding.Finding
+	// RequestBody and ResponseBody are the sampled body schemas as rows.
+	RequestBody, ResponseBody []schemaRow
+}
+
+// schemaRow is one property of a sampled body schema: its path
+// ("accounts[].balance.amount") and type.
+type schemaRow struct{ Path, Type string }
+
+// maxSchemaRows bounds the rows of a schema on the endpoint page.
+const maxSchemaRows = 300
+
+// schemaRows flattens a type-only JSON schema (inventory's sampled body
+// shapes) into rows, depth first, properties in name order; "[]" marks
+// array items, "{*}" the values of a map keyed by data.
+func schemaRows(s map[string]any) []schemaRow {
+	var rows []schemaRow
+	var walk func(path string, s map[string]any)
+	walk = func(path string, s map[string]any) {
+		if len(rows) >= maxSchemaRows || s == nil {
+			return
+		}
+		t, _ := s["type"].(string)
+		if path != "" {
+			rows = append(rows, schemaRow{path, t})
+		}
+		if props, ok := s["properties"].(map[string]any); ok {
+			names := make([]string, 0, len(props))
+			for n := range props {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				c, _ := props[n].(map[string]any)
+				if path == "" {
+					walk(n, c)
+				} else {
+					walk(path+"."+n, c)
+				}
+			}
+		}
+		if items, ok := s["items"].(map[string]any); ok {
+			walk(path+"[]", items)
+		}
+		if extra, ok := s["additionalProperties"].(map[string]any); ok {
+			walk(path+"{*}", extra)
+		}
+	}
+	if t, _ := s["type"].(string); t != "" && t != "object" {
+		rows = append(rows, schemaRow{"(body)", t})
+	}
+	walk("", s)
+	return rows
 }
 
 func (d *dashboard) endpointPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -209,7 +261,7 @@ func (d *dashboard) endpointPage(w http.ResponseWriter, r *http.Request, s *sess
 		d.errorPage(w, http.StatusNotFound, s, "No endpoint with this id: it may have been re-templated or pruned.")
 		return
 	}
-	data := endpointData{EP: ep, Status: statusChart(ep.Status)}
+	data := endpointData{EP: ep, Status: statusChart(ep.Status), RequestBody: schemaRows(ep.RequestSchema), ResponseBody: schemaRows(ep.ResponseSchema)}
 	for c, n := range ep.Status {
 		data.Codes = append(data.Codes, statusRow{c, n})
 	}

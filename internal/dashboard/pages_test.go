@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -285,7 +286,8 @@ func TestEndpointPage(t *testing.T) {
 		t.Fatalf("endpoint page: %d", resp.StatusCode)
 	}
 	for _, want := range []string{`id="endpoint-detail"`, `id="status-chart"`, "<svg", `class="bar s-2xx"`, `class="bar s-4xx"`,
-		`id="latency-p50"`, "documented", "iban", "Object enumeration"} {
+		`id="latency-p50"`, "documented", "iban", "Object enumeration",
+		`id="response-schema"`, "<code>balance.amount</code></td><td>string", "<code>tags[]</code></td><td>string"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("endpoint page lacks %q", want)
 		}
@@ -411,5 +413,40 @@ func TestMountedOnAdmin(t *testing.T) {
 		if w.Code != want {
 			t.Errorf("GET %s: %d, want %d", path, w.Code, want)
 		}
+	}
+}
+
+func TestSchemaRows(t *testing.T) {
+	obj := func(props map[string]any) map[string]any {
+		return map[string]any{"type": "object", "properties": props}
+	}
+	str := map[string]any{"type": "string"}
+	tests := []struct {
+		name string
+		in   map[string]any
+		want string
+	}{
+		{"none", nil, ""},
+		{"scalar body", str, "(body):string"},
+		{"nested", obj(map[string]any{"b": obj(map[string]any{"c": str}), "a": str}), "a:string b:object b.c:string"},
+		{"array of objects", map[string]any{"type": "array", "items": obj(map[string]any{"id": str})}, "(body):array []:object [].id:string"},
+		{"map keyed by data", map[string]any{"type": "object", "additionalProperties": obj(map[string]any{"n": str})}, "{*}:object {*}.n:string"},
+		{"hostile types", map[string]any{"type": 7, "properties": map[string]any{"x": "not a schema"}}, ""},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, r := range schemaRows(tt.in) {
+			got = append(got, r.Path+":"+r.Type)
+		}
+		if g := strings.Join(got, " "); g != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, g, tt.want)
+		}
+	}
+	wide := map[string]any{}
+	for i := range 2 * maxSchemaRows {
+		wide[fmt.Sprintf("p%04d", i)] = str
+	}
+	if n := len(schemaRows(obj(wide))); n != maxSchemaRows {
+		t.Errorf("%d rows, want the cap %d", n, maxSchemaRows)
 	}
 }

@@ -246,7 +246,23 @@ step('endpoint page', async () => {
   await page.locator('#endpoint-detail').waitFor();
   assert.ok(await page.locator('#status-chart svg').count() === 1, 'status histogram SVG');
   assert.match(await page.locator('#latency-p50').innerText(), /ms|—/);
+  assert.ok(await page.locator('#bodies-title').count() === 1, 'body schemas section');
   await shot(page, 'endpoint');
+});
+
+step('an endpoint shows a body schema learned from live traffic', async () => {
+  const page = state.page;
+  await goto(page, '/ui/inventory');
+  const hrefs = await page.locator('#inventory-table tbody tr a[href^="/ui/endpoint/"]').evaluateAll(
+    (as) => as.map((a) => a.getAttribute('href')));
+  let rows = 0;
+  for (const href of hrefs.slice(0, 30)) {
+    await goto(page, href);
+    rows = await page.locator('#response-schema tbody tr').count();
+    if (rows > 0) break;
+  }
+  assert.ok(rows > 0, `no endpoint of ${hrefs.length} shows a sampled response schema`);
+  await shot(page, 'endpoint-schema');
 });
 
 step('findings and a finding', async () => {
