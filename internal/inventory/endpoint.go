@@ -235,7 +235,13 @@ func (e *endpoint) record(ev *event.Exchange, at time.Time, undocumented func(ev
 	if ev.MTLSIdentity != "" || auth == event.AuthMTLS {
 		e.clients.add(clientMTLS, maxAuthTypes)
 	}
+	// A request the gateway refused (an injection, a forged token) does
+	// not teach the endpoint its parameters: an attacker's payload would
+	// otherwise fix a parameter's type, or add one, for good.
 	for _, p := range ev.Params {
+		if ev.Blocked {
+			break
+		}
 		k := paramKey{p.In, p.Name}
 		if _, ok := e.params[k]; !ok && len(e.params) < maxParams {
 			if e.params == nil {

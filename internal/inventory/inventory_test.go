@@ -287,3 +287,27 @@ func TestMergeSchema(t *testing.T) {
 		t.Errorf("merged schema depth %d", depth)
 	}
 }
+
+// TestBlockedRequestsTeachNoParameters: an attacker's refused request
+// (here an injection in limit) neither fixes a parameter's type nor adds
+// a parameter; the requests the gateway let through do.
+func TestBlockedRequestsTeachNoParameters(t *testing.T) {
+	inv := newBank(t)
+	attack := ex(0, "GET", "/api/v1/accounts", withParams(
+		event.Param{Name: "limit", In: "query", Type: "string"},
+		event.Param{Name: "union", In: "query", Type: "string"},
+	))
+	attack.Blocked, attack.Status, attack.Reasons = true, 403, []string{"waf:waf_blocked"}
+	normal := ex(1, "GET", "/api/v1/accounts", withParams(event.Param{Name: "limit", In: "query", Type: "integer"}))
+	inv.Ingest([]event.Exchange{attack, normal})
+	ep, ok := inv.Endpoint(EndpointID(bankAPI, "GET", "/api/v1/accounts"))
+	if !ok {
+		t.Fatal("endpoint not learned")
+	}
+	if len(ep.Params) != 1 || ep.Params[0].Name != "limit" || ep.Params[0].Type != "integer" || len(ep.UndocumentedParams) != 0 {
+		t.Fatalf("params %+v, undocumented %+v", ep.Params, ep.UndocumentedParams)
+	}
+	if ep.Count != 2 {
+		t.Fatalf("count %d: the blocked request is still counted", ep.Count)
+	}
+}
