@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,14 +31,18 @@ const publishLogEvery = 10 * time.Second
 // collector sends.
 type events struct {
 	bus       *event.Bus
-	timeline  *dashboard.Timeline         // traffic and blocks over time, for the dashboard
-	collector *collector.Collector        // nil in a cluster
-	publisher *natsbus.Publisher          // nil on one node
+	timeline  *dashboard.Timeline  // traffic and blocks over time, for the dashboard
+	collector *collector.Collector // nil in a cluster
+	// publisher is set once NATS answered (a cluster); nil on one node
+	// and, in a cluster, until the first connection succeeds.
+	publisher atomic.Pointer[natsbus.Publisher]
+	cluster   bool                        // events go to NATS (cluster.nats_url)
 	coolDowns *detect.CoolDownTable       // the collector's cool-downs; nil unless a cluster in enforce mode
 	coolSub   *natsbus.CoolDownSubscriber // feeds coolDowns
 	cancel    context.CancelFunc
 	busDone   chan struct{}
 	runDone   chan struct{}
+	connDone  chan struct{} // closed when connectPublisher has returned
 
 	mu                sync.Mutex
 	lastPublishLog    time.Time
@@ -60,27 +65,28 @@ func (g *Gateway) openEvents(ctx context.Context, cfg *config.Config, snap *snap
 	host, _ := os.Hostname()
 	g.recorder.WithEvents(record.EventOptions{Gateway: host, Internal: internal, Publish: ev.bus.Publish, Steps: record.NewSteps()})
 
+	runCtx, cancel := context.WithCancel(context.Background())
+	ev.cancel = cancel
+	ev.connDone = make(chan struct{})
 	if cfg.Cluster.NATSURL != "" {
-		p, err := natsbus.NewPublisher(ctx, cfg.Cluster.NATSURL, natsbus.PublisherOptions{
-			Stream: cfg.Cluster.NATSStream, Subject: cfg.Cluster.NATSSubject, Logger: g.logger.With("component", "nats")})
-		if err != nil {
-			return err
-		}
-		ev.publisher = p
+		// The inventory's transport never keeps the gateway from serving:
+		// when NATS does not answer at start, events are dropped (counted)
+		// while the publisher keeps trying in the background.
+		go func() { defer close(ev.connDone); g.connectPublisher(runCtx, cfg, ev) }()
 		ev.bus.Subscribe(func(ctx context.Context, batch []event.Exchange) { g.publishBatch(ctx, ev, batch) })
 		if cfg.Detect.Mode == "enforce" {
 			g.subscribeCoolDowns(cfg, ev)
 		}
 	} else {
+		close(ev.connDone)
 		c, err := collector.New(ctx, collector.Options{Config: cfg, Specs: snap.specs, Logger: g.logger.With("component", "inventory")})
 		if err != nil {
+			cancel()
 			return err
 		}
 		ev.collector = c
 		ev.bus.Subscribe(func(ctx context.Context, batch []event.Exchange) { _ = c.Handle(ctx, batch) })
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	ev.cancel = cancel
 	ev.busDone, ev.runDone = make(chan struct{}), make(chan struct{})
 	go func() { defer close(ev.busDone); ev.bus.Run(runCtx) }()
 	go func() {
@@ -116,12 +122,51 @@ func (g *Gateway) subscribeCoolDowns(cfg *config.Config, ev *events) {
 	ev.coolDowns, ev.coolSub = tab, sub
 }
 
+// publisherRetry bounds the wait between attempts to reach NATS at start.
+const publisherRetry = 5 * time.Second
+
+// connectPublisher creates the NATS publisher (connection and stream),
+// retrying until it succeeds or ctx ends. The first failure is an error
+// in the log; events published meanwhile are dropped and counted.
+func (g *Gateway) connectPublisher(ctx context.Context, cfg *config.Config, ev *events) {
+	log := g.logger.With("component", "nats")
+	wait := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		p, err := natsbus.NewPublisher(ctx, cfg.Cluster.NATSURL, natsbus.PublisherOptions{
+			Stream: cfg.Cluster.NATSStream, Subject: cfg.Cluster.NATSSubject, Logger: log})
+		if err == nil {
+			ev.publisher.Store(p)
+			if attempt > 1 {
+				log.Info("NATS answers: exchange events are published again", "attempts", attempt)
+			}
+			return
+		}
+		if attempt == 1 {
+			log.Error("NATS does not answer: exchange events are dropped (bulwark_events_dropped_total) until it does; the gateway serves on",
+				"url", dashboard.RedactURL(cfg.Cluster.NATSURL), "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, publisherRetry)
+	}
+}
+
 // publishBatch sends a batch to NATS; a failure drops the batch (counted
 // and logged at most every publishLogEvery): requests never wait for NATS.
 func (g *Gateway) publishBatch(ctx context.Context, ev *events, batch []event.Exchange) {
+	pub := ev.publisher.Load()
+	if pub == nil { // not connected yet: connectPublisher logged it
+		ev.mu.Lock()
+		ev.publishFailedEvts += uint64(len(batch))
+		ev.mu.Unlock()
+		return
+	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	err := ev.publisher.PublishBatch(pctx, batch)
+	err := pub.PublishBatch(pctx, batch)
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
 	if err == nil {
@@ -151,8 +196,9 @@ func (g *Gateway) closeEvents() {
 			g.logger.Error("closing the inventory store", "error", err.Error())
 		}
 	}
-	if ev.publisher != nil {
-		_ = ev.publisher.Close()
+	<-ev.connDone
+	if p := ev.publisher.Load(); p != nil {
+		_ = p.Close()
 	}
 	if ev.coolSub != nil {
 		_ = ev.coolSub.Close()
