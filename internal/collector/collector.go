@@ -93,6 +93,11 @@ type Collector struct {
 
 	sinkMu sync.Mutex
 	sink   io.WriteCloser // OCSF findings file, nil for none
+	hook   *webhook       // OCSF findings webhook, nil for none
+	// emitted is the severity last sent to the sinks of each spec-diff
+	// finding (shadow, zombie, ...): those are recomputed at every flush,
+	// and only new ones or a changed severity are sent again.
+	emitted map[string]finding.Severity
 
 	mu        sync.Mutex // serialises Handle and Flush
 	lastPrune time.Time
@@ -169,6 +174,13 @@ func New(ctx context.Context, o Options) (*Collector, error) {
 		}
 		c.sink = w
 	}
+	if w := cfg.Detect.FindingsWebhook; w != nil {
+		auth := ""
+		if w.Token != "" {
+			auth = w.Scheme + " " + w.Token
+		}
+		c.hook = newWebhook(WebhookOptions{URL: w.URL, Authorization: auth, Timeout: w.Timeout.D(), Logger: logger.With("sink", "webhook")})
+	}
 	return c, nil
 }
 
@@ -190,14 +202,21 @@ type Stats struct {
 	// Options.CoolDowns only). Failed and dropped ones are carried by the
 	// next full table.
 	CoolDownsPublished, CoolDownsFailed, CoolDownsDropped uint64
+	// WebhookSent and WebhookDropped count findings delivered to and
+	// dropped for detect.findings_webhook.
+	WebhookSent, WebhookDropped uint64
 }
 
 // Stats returns the counters.
 func (c *Collector) Stats() Stats {
-	return Stats{
+	s := Stats{
 		Ingested: c.ingested.Load(), Duplicates: c.duplicates.Load(), Findings: c.findings.Load(), FlushErrors: c.flushErrors.Load(),
 		CoolDownsPublished: c.coolPublished.Load(), CoolDownsFailed: c.coolFailed.Load(), CoolDownsDropped: c.coolDropped.Load(),
 	}
+	if c.hook != nil {
+		s.WebhookSent, s.WebhookDropped = c.hook.sent.Load(), c.hook.dropped.Load()
+	}
+	return s
 }
 
 // Handle ingests one batch. With Dedup, events already seen are dropped;
@@ -320,6 +339,9 @@ func (c *Collector) report(ctx context.Context, fs []finding.Finding) {
 }
 
 func (c *Collector) writeSink(fs []finding.Finding) {
+	if c.hook != nil {
+		c.hook.Write(fs)
+	}
 	if c.sink == nil {
 		return
 	}
@@ -331,6 +353,28 @@ func (c *Collector) writeSink(fs []finding.Finding) {
 			c.logger.Error("writing the findings file failed", "error", err.Error())
 			return
 		}
+	}
+}
+
+// emitInventoryFindings sends the spec-diff findings that are new, or
+// whose severity changed, to the sinks. After a restart every current one
+// is new once: a SIEM deduplicates by the finding's uid.
+func (c *Collector) emitInventoryFindings(fs []finding.Finding) {
+	if c.sink == nil && c.hook == nil {
+		return
+	}
+	if c.emitted == nil {
+		c.emitted = make(map[string]finding.Severity)
+	}
+	var out []finding.Finding
+	for _, f := range fs {
+		if s, ok := c.emitted[f.ID]; !ok || s != f.Severity {
+			c.emitted[f.ID] = f.Severity
+			out = append(out, f)
+		}
+	}
+	if len(out) > 0 {
+		c.writeSink(out)
 	}
 }
 
@@ -357,6 +401,7 @@ func (c *Collector) Flush(ctx context.Context) error {
 		if err := c.store.UpsertFindings(ctx, fs); err != nil {
 			errs = append(errs, fmt.Errorf("store inventory findings: %w", err))
 		}
+		c.emitInventoryFindings(fs)
 	}
 	if now.Sub(c.lastPrune) >= pruneEvery {
 		if err := c.store.Prune(ctx, now.Add(-c.cfg.Inventory.Retention.D())); err != nil {
@@ -405,6 +450,9 @@ func (c *Collector) Close() error {
 	var errs []error
 	if c.sink != nil {
 		errs = append(errs, c.sink.Close())
+	}
+	if c.hook != nil {
+		errs = append(errs, c.hook.Close())
 	}
 	errs = append(errs, c.store.Close())
 	return errors.Join(errs...)

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -67,7 +69,24 @@ type Detect struct {
 	// FindingsFile receives each new or updated finding as one OCSF
 	// Detection Finding JSON line (for a SIEM's file collector); "" for none.
 	FindingsFile string `yaml:"findings_file"`
+	// FindingsWebhook receives new and updated findings as POSTs of OCSF
+	// JSON arrays (a SIEM's HTTP collector); nil for none.
+	FindingsWebhook *FindingsWebhook `yaml:"findings_webhook"`
 }
+
+// FindingsWebhook is a SIEM's HTTP endpoint for findings.
+type FindingsWebhook struct {
+	// URL: https, or http to a loopback address only.
+	URL string `yaml:"url"`
+	// Token is sent as "Authorization: <Scheme> <Token>" when set.
+	Token  string `yaml:"token"`
+	Scheme string `yaml:"scheme"`
+	// Timeout bounds one POST.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// DefaultWebhookTimeout bounds one POST of findings.
+const DefaultWebhookTimeout = 5 * time.Second
 
 // Privacy says how personal data is pseudonymised.
 type Privacy struct {
@@ -139,6 +158,12 @@ func (c *Config) inventoryDefaults() {
 		d.MinSequentialSteps = DefaultMinSequentialSteps
 	}
 	setDur(&d.CoolDown, DefaultCoolDown)
+	if w := d.FindingsWebhook; w != nil {
+		setDur(&w.Timeout, DefaultWebhookTimeout)
+		if w.Scheme == "" {
+			w.Scheme = "Bearer"
+		}
+	}
 }
 
 func (c *Config) validatePrivacy(add, warn func(string, string, ...any)) {
@@ -180,7 +205,31 @@ func (c *Config) validateInventory(add func(string, string, ...any)) {
 	if c.Detect.MaxDistinctObjects < 2 {
 		add("detect.max_distinct_objects", "must be at least 2")
 	}
+	if w := c.Detect.FindingsWebhook; w != nil {
+		if u, err := url.Parse(w.URL); err != nil || u.Host == "" || u.User != nil ||
+			!(u.Scheme == "https" || u.Scheme == "http" && isLoopbackHost(u.Hostname())) {
+			add("detect.findings_webhook.url", "must be https://HOST/PATH (http:// only to a loopback address), without credentials; got %q", clip(redactURL(w.URL)))
+		}
+		if w.Timeout <= 0 {
+			add("detect.findings_webhook.timeout", "must be positive")
+		}
+		if strings.ContainsAny(w.Scheme, " \t\r\n") {
+			add("detect.findings_webhook.scheme", "must be one word (Bearer, Splunk), got %q", clip(w.Scheme))
+		}
+		if strings.ContainsAny(w.Token, "\r\n") {
+			add("detect.findings_webhook.token", "must not hold a line break")
+		}
+	}
 	if c.Detect.MinSequentialSteps < 2 {
 		add("detect.min_sequential_steps", "must be at least 2")
 	}
+}
+
+// isLoopbackHost reports whether host is localhost or a loopback address.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

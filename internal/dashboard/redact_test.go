@@ -22,6 +22,7 @@ const (
 	secretClientSecret = "introspection-SECRET-a1b2c3"
 	secretHMAC         = "hmac-SECRET-shared-key-0011223344"
 	secretPseudonym    = "pseudonym-SECRET-0123456789abcdef0123"
+	secretHECToken     = "hec-SECRET-token-7c1e"
 	secretRedisPass    = "redisSECRETpass"
 	secretNATSToken    = "natsSECRETtoken"
 	secretStorePass    = "pgSECRETpass"
@@ -40,6 +41,7 @@ func testConfig() *config.Config {
 			NATSURL:  "nats://" + secretNATSToken + "@nats.internal:4222",
 		},
 		Privacy: config.Privacy{PseudonymSecret: secretPseudonym},
+		Detect:  config.Detect{FindingsWebhook: &config.FindingsWebhook{URL: "https://siem.bank.example/hec", Token: secretHECToken, Scheme: "Splunk"}},
 		Identity: []config.IdentityProvider{
 			{Name: "bank-idp", JWT: &config.JWTProvider{
 				Issuer: "https://idp.bank.example", Audiences: []string{"accounts-api"},
@@ -66,13 +68,13 @@ func TestRedactedConfigGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{secretAdminToken, secretDigest, secretClientSecret, secretHMAC, secretRedisPass, secretNATSToken, secretStorePass, secretQueryPass, secretPseudonym} {
+	for _, s := range []string{secretAdminToken, secretDigest, secretClientSecret, secretHMAC, secretRedisPass, secretNATSToken, secretStorePass, secretQueryPass, secretPseudonym, secretHECToken} {
 		if bytes.Contains(got, []byte(s)) {
 			t.Errorf("redacted config still holds %q", s)
 		}
 	}
 	// What must stay: non-secret values next to secrets.
-	for _, s := range []string{"max_token_bytes: 8192", "certificate_bound_tokens: true", "client_id: bulwark", "id: acme",
+	for _, s := range []string{"max_token_bytes: 8192", "certificate_bound_tokens: true", "client_id: bulwark", "id: acme", "url: https://siem.bank.example/hec",
 		"redis://default:***@redis.internal:6379/0", "nats://***@nats.internal:4222", "postgres://bulwark:***@db.internal:5432/bulwark?sslmode=verify-full&password=***"} {
 		if !bytes.Contains(got, []byte(s)) {
 			t.Errorf("redacted config lacks %q", s)

@@ -220,11 +220,14 @@ var (
 	coolInvalidDesc = prometheus.NewDesc("bulwark_cooldowns_invalid_total",
 		"Invalid cool-down messages and entries received on the cool-down subject, ignored.", nil, nil)
 	coolActiveDesc = prometheus.NewDesc("bulwark_cooldowns_active", "Identities and addresses on a cool-down received from the collector now.", nil, nil)
+	hookSentDesc   = prometheus.NewDesc("bulwark_findings_webhook_sent_total", "Findings delivered to detect.findings_webhook.", nil, nil)
+	hookDropDesc   = prometheus.NewDesc("bulwark_findings_webhook_dropped_total",
+		"Findings not delivered to detect.findings_webhook (queue full, or every attempt failed); they stay in the store.", nil, nil)
 )
 
 func (c eventsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{eventsPublishedDesc, eventsDroppedDesc, eventsIngestedDesc, findingsDesc, flushErrorsDesc,
-		coolReceivedDesc, coolInvalidDesc, coolActiveDesc} {
+		coolReceivedDesc, coolInvalidDesc, coolActiveDesc, hookSentDesc, hookDropDesc} {
 		ch <- d
 	}
 }
@@ -241,6 +244,8 @@ func (c eventsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(eventsIngestedDesc, prometheus.CounterValue, float64(s.Ingested))
 		ch <- prometheus.MustNewConstMetric(findingsDesc, prometheus.CounterValue, float64(s.Findings))
 		ch <- prometheus.MustNewConstMetric(flushErrorsDesc, prometheus.CounterValue, float64(s.FlushErrors))
+		ch <- prometheus.MustNewConstMetric(hookSentDesc, prometheus.CounterValue, float64(s.WebhookSent))
+		ch <- prometheus.MustNewConstMetric(hookDropDesc, prometheus.CounterValue, float64(s.WebhookDropped))
 	}
 	if ev.coolSub != nil {
 		s := ev.coolSub.Stats()

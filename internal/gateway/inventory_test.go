@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,6 +81,28 @@ func TestInventoryFindingsFromTraffic(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, `{"ok":true}`)
 	}))
+	// A SIEM's HTTP collector: the findings arrive there too, as OCSF.
+	var siemMu sync.Mutex
+	siemKinds := map[string]bool{}
+	siem := httptestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var docs []struct {
+			ClassUID    int `json:"class_uid"`
+			FindingInfo struct {
+				Types []string `json:"types"`
+			} `json:"finding_info"`
+		}
+		if r.Header.Get("Authorization") != "Bearer siem-token" || json.NewDecoder(r.Body).Decode(&docs) != nil {
+			http.Error(w, "bad", http.StatusBadRequest)
+			return
+		}
+		siemMu.Lock()
+		defer siemMu.Unlock()
+		for _, d := range docs {
+			if d.ClassUID == 2004 && len(d.FindingInfo.Types) > 0 {
+				siemKinds[d.FindingInfo.Types[0]] = true
+			}
+		}
+	}))
 	cfg := fmt.Sprintf(`
 listeners:
   - addr: "127.0.0.1:0"
@@ -88,13 +111,14 @@ admin: {addr: "127.0.0.1:0", token: %q}
 audit: {path: audit.log}
 store: {url: "sqlite://inventory.db"}
 inventory: {flush_interval: 100ms}
+detect: {findings_webhook: {url: %q, token: siem-token}}
 apis:
   - name: bank
     match: {path_prefix: /api/v1}
     upstream: {url: %q}
     spec: bank.yaml
     data: {observe: [pan]}
-`, testToken, up)
+`, testToken, siem, up)
 	env := startGatewayWith(t, cfg, func(dir string) {
 		b, err := os.ReadFile("../inventory/testdata/bank.yaml")
 		if err != nil {
@@ -111,6 +135,20 @@ apis:
 		env.get(t, fmt.Sprintf("/api/v1/accounts/acc%d", 1000+i))
 	}
 	fr := waitFindings(t, env, "shadow_endpoint", "zombie_endpoint", "unauthenticated_sensitive_data")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		siemMu.Lock()
+		all := siemKinds["shadow_endpoint"] && siemKinds["zombie_endpoint"] && siemKinds["unauthenticated_sensitive_data"]
+		got := fmt.Sprint(siemKinds)
+		siemMu.Unlock()
+		if all {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the SIEM webhook received %s, want the three findings", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	for _, f := range fr.Findings {
 		switch f.Kind {
 		case "shadow_endpoint":
