@@ -17,7 +17,10 @@ import (
 // Data is what the admin API reads: the live inventory and the stored
 // findings. Either may be nil (the inventory is disabled).
 type Data struct {
-	Inventory *inventory.Inventory
+	// Inventory returns the live inventory; a nil func means the
+	// inventory is disabled, a nil result that it is not available yet
+	// (its store did not open).
+	Inventory func() *inventory.Inventory
 	Findings  func(ctx context.Context, f store.FindingFilter) ([]finding.Finding, error)
 }
 
@@ -65,9 +68,23 @@ func EndpointMatches(ep inventory.Endpoint, q map[string]string) bool {
 	return true
 }
 
-func (o Options) listInventory(w http.ResponseWriter, r *http.Request) {
+// inventory returns the live inventory, or answers why there is none.
+func (o Options) inventory(w http.ResponseWriter) *inventory.Inventory {
 	if o.Data.Inventory == nil {
 		o.problem(w, http.StatusNotFound, "inventory_disabled", "The inventory is disabled in this configuration.")
+		return nil
+	}
+	inv := o.Data.Inventory()
+	if inv == nil {
+		w.Header().Set("Retry-After", "5")
+		o.problem(w, http.StatusServiceUnavailable, "store_unavailable", "The inventory's store has not opened yet; retry shortly.")
+	}
+	return inv
+}
+
+func (o Options) listInventory(w http.ResponseWriter, r *http.Request) {
+	inv := o.inventory(w)
+	if inv == nil {
 		return
 	}
 	q := map[string]string{}
@@ -75,7 +92,7 @@ func (o Options) listInventory(w http.ResponseWriter, r *http.Request) {
 		q[k] = r.URL.Query().Get(k)
 	}
 	out := []inventory.Endpoint{}
-	for _, ep := range o.Data.Inventory.Endpoints() {
+	for _, ep := range inv.Endpoints() {
 		if EndpointMatches(ep, q) {
 			out = append(out, summary(ep))
 		}
@@ -84,11 +101,11 @@ func (o Options) listInventory(w http.ResponseWriter, r *http.Request) {
 }
 
 func (o Options) getEndpoint(w http.ResponseWriter, r *http.Request) {
-	if o.Data.Inventory == nil {
-		o.problem(w, http.StatusNotFound, "inventory_disabled", "The inventory is disabled in this configuration.")
+	inv := o.inventory(w)
+	if inv == nil {
 		return
 	}
-	ep, ok := o.Data.Inventory.Endpoint(r.PathValue("id"))
+	ep, ok := inv.Endpoint(r.PathValue("id"))
 	if !ok {
 		o.problem(w, http.StatusNotFound, "not_found", "No endpoint with this id.")
 		return

@@ -253,7 +253,7 @@ func schemaRows(s map[string]any) []schemaRow {
 func (d *dashboard) endpointPage(w http.ResponseWriter, r *http.Request, s *session) {
 	inv := d.inventory()
 	if inv == nil {
-		d.errorPage(w, http.StatusNotFound, s, "The inventory is disabled in this configuration.")
+		d.errorPage(w, http.StatusNotFound, s, "The inventory is disabled in this configuration, or its store has not opened yet.")
 		return
 	}
 	ep, ok := inv.Endpoint(r.PathValue("id"))

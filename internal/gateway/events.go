@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/netip"
 	"os"
@@ -18,7 +19,10 @@ import (
 	"github.com/bulwarkapi/bulwark/internal/detect"
 	"github.com/bulwarkapi/bulwark/internal/event"
 	"github.com/bulwarkapi/bulwark/internal/event/natsbus"
+	"github.com/bulwarkapi/bulwark/internal/finding"
+	"github.com/bulwarkapi/bulwark/internal/inventory"
 	"github.com/bulwarkapi/bulwark/internal/stage/record"
+	"github.com/bulwarkapi/bulwark/internal/store"
 )
 
 // publishLogEvery rate-limits the log line of failed NATS publishes.
@@ -30,19 +34,21 @@ const publishLogEvery = 10 * time.Second
 // cluster with detect.mode enforce it also holds the cool-downs the
 // collector sends.
 type events struct {
-	bus       *event.Bus
-	timeline  *dashboard.Timeline  // traffic and blocks over time, for the dashboard
-	collector *collector.Collector // nil in a cluster
+	bus      *event.Bus
+	timeline *dashboard.Timeline // traffic and blocks over time, for the dashboard
+	// col is the in-process collector (one node) once its store opened;
+	// nil in a cluster, and until then.
+	col atomic.Pointer[collector.Collector]
 	// publisher is set once NATS answered (a cluster); nil on one node
 	// and, in a cluster, until the first connection succeeds.
 	publisher atomic.Pointer[natsbus.Publisher]
-	cluster   bool                        // events go to NATS (cluster.nats_url)
 	coolDowns *detect.CoolDownTable       // the collector's cool-downs; nil unless a cluster in enforce mode
 	coolSub   *natsbus.CoolDownSubscriber // feeds coolDowns
 	cancel    context.CancelFunc
 	busDone   chan struct{}
 	runDone   chan struct{}
-	connDone  chan struct{} // closed when connectPublisher has returned
+	connDone  chan struct{}      // closed when connectPublisher has returned
+	pending   *collector.Options // a collector still to open (its store failed at start)
 
 	mu                sync.Mutex
 	lastPublishLog    time.Time
@@ -79,20 +85,37 @@ func (g *Gateway) openEvents(ctx context.Context, cfg *config.Config, snap *snap
 		}
 	} else {
 		close(ev.connDone)
-		c, err := collector.New(ctx, collector.Options{Config: cfg, Specs: snap.specs, Logger: g.logger.With("component", "inventory")})
-		if err != nil {
-			cancel()
-			return err
+		// The store never keeps the gateway from serving either: when it
+		// does not open (PostgreSQL down), events are dropped (counted)
+		// while the collector keeps trying in the background.
+		o := collector.Options{Config: cfg, Specs: snap.specs, Logger: g.logger.With("component", "inventory")}
+		if c, err := collector.New(ctx, o); err == nil {
+			ev.col.Store(c)
+		} else {
+			g.logger.Error("the inventory store does not open: exchange events are dropped (bulwark_events_dropped_total) until it does; the gateway serves on",
+				"store", dashboard.RedactURL(cfg.Store.URL), "error", err.Error())
+			ev.pending = &o
 		}
-		ev.collector = c
-		ev.bus.Subscribe(func(ctx context.Context, batch []event.Exchange) { _ = c.Handle(ctx, batch) })
+		ev.bus.Subscribe(func(ctx context.Context, batch []event.Exchange) {
+			if c := ev.col.Load(); c != nil {
+				_ = c.Handle(ctx, batch)
+				return
+			}
+			ev.mu.Lock()
+			ev.publishFailedEvts += uint64(len(batch))
+			ev.mu.Unlock()
+		})
 	}
 	ev.busDone, ev.runDone = make(chan struct{}), make(chan struct{})
 	go func() { defer close(ev.busDone); ev.bus.Run(runCtx) }()
 	go func() {
 		defer close(ev.runDone)
-		if ev.collector != nil {
-			ev.collector.Run(runCtx)
+		c := ev.col.Load()
+		if c == nil && ev.pending != nil {
+			c = g.openCollector(runCtx, ev)
+		}
+		if c != nil {
+			c.Run(runCtx)
 		}
 	}()
 	g.events = ev
@@ -122,7 +145,28 @@ func (g *Gateway) subscribeCoolDowns(cfg *config.Config, ev *events) {
 	ev.coolDowns, ev.coolSub = tab, sub
 }
 
-// publisherRetry bounds the wait between attempts to reach NATS at start.
+// openCollector retries opening the in-process collector until its store
+// opens or ctx ends, and returns it (nil when ctx ended first).
+func (g *Gateway) openCollector(ctx context.Context, ev *events) *collector.Collector {
+	wait := 250 * time.Millisecond
+	for attempt := 2; ; attempt++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, publisherRetry)
+		c, err := collector.New(ctx, *ev.pending)
+		if err == nil {
+			ev.col.Store(c)
+			g.logger.Info("the inventory store opened: exchange events are recorded again", "attempts", attempt)
+			return c
+		}
+	}
+}
+
+// publisherRetry bounds the wait between attempts to reach NATS, or the
+// inventory store, at start.
 const publisherRetry = 5 * time.Second
 
 // connectPublisher creates the NATS publisher (connection and stream),
@@ -191,8 +235,8 @@ func (g *Gateway) closeEvents() {
 	<-ev.busDone
 	ev.cancel()
 	<-ev.runDone
-	if ev.collector != nil {
-		if err := ev.collector.Close(); err != nil {
+	if c := ev.col.Load(); c != nil {
+		if err := c.Close(); err != nil {
 			g.logger.Error("closing the inventory store", "error", err.Error())
 		}
 	}
@@ -239,8 +283,8 @@ func (c eventsCollector) Collect(ch chan<- prometheus.Metric) {
 	ev.mu.Unlock()
 	ch <- prometheus.MustNewConstMetric(eventsPublishedDesc, prometheus.CounterValue, float64(ev.bus.Published()))
 	ch <- prometheus.MustNewConstMetric(eventsDroppedDesc, prometheus.CounterValue, float64(ev.bus.Dropped()+failed))
-	if ev.collector != nil {
-		s := ev.collector.Stats()
+	if c := ev.col.Load(); c != nil {
+		s := c.Stats()
 		ch <- prometheus.MustNewConstMetric(eventsIngestedDesc, prometheus.CounterValue, float64(s.Ingested))
 		ch <- prometheus.MustNewConstMetric(findingsDesc, prometheus.CounterValue, float64(s.Findings))
 		ch <- prometheus.MustNewConstMetric(flushErrorsDesc, prometheus.CounterValue, float64(s.FlushErrors))
@@ -268,9 +312,14 @@ func (g *Gateway) dashboard() (http.Handler, error) {
 		Timeline: ev.timeline,
 		Logger:   g.logger.With("component", "dashboard"),
 	}
-	if c := ev.collector; c != nil {
-		o.Inventory = c.Inventory
-		o.Findings = c.Store().Findings
+	if ev.col.Load() != nil || ev.pending != nil {
+		o.Inventory = func() *inventory.Inventory {
+			if c := ev.col.Load(); c != nil {
+				return c.Inventory()
+			}
+			return nil
+		}
+		o.Findings = ev.findings
 	}
 	return dashboard.New(o)
 }
@@ -278,11 +327,30 @@ func (g *Gateway) dashboard() (http.Handler, error) {
 // adminData feeds the admin API from the in-process collector.
 func (g *Gateway) adminData() admin.Data {
 	ev := g.events
-	if ev == nil || ev.collector == nil {
+	if ev == nil || (ev.col.Load() == nil && ev.pending == nil) {
 		return admin.Data{}
 	}
-	c := ev.collector
-	return admin.Data{Inventory: c.Inventory(), Findings: c.Store().Findings}
+	return admin.Data{
+		Inventory: func() *inventory.Inventory {
+			if c := ev.col.Load(); c != nil {
+				return c.Inventory()
+			}
+			return nil
+		},
+		Findings: ev.findings,
+	}
+}
+
+// errStoreNotOpen answers a findings query while the store has not opened.
+var errStoreNotOpen = errors.New("the inventory store has not opened yet")
+
+// findings lists stored findings through the in-process collector.
+func (ev *events) findings(ctx context.Context, f store.FindingFilter) ([]finding.Finding, error) {
+	c := ev.col.Load()
+	if c == nil {
+		return nil, errStoreNotOpen
+	}
+	return c.Store().Findings(ctx, f)
 }
 
 // gatewayCoolDown asks whether a caller is on cool-down: the in-process
@@ -295,8 +363,8 @@ func (c gatewayCoolDown) CoolingDown(subject, client string) (time.Time, bool) {
 	switch {
 	case ev == nil:
 		return time.Time{}, false
-	case ev.collector != nil:
-		return ev.collector.Detector().CoolingDown(subject, client)
+	case ev.col.Load() != nil:
+		return ev.col.Load().Detector().CoolingDown(subject, client)
 	case ev.coolDowns != nil:
 		return ev.coolDowns.CoolingDown(subject, client)
 	}

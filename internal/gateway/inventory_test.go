@@ -1,16 +1,23 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulwarkapi/bulwark/internal/testkit/cutproxy"
 
 	"github.com/bulwarkapi/bulwark/internal/demo/bank"
 )
@@ -378,5 +385,85 @@ func TestSequentialWalkThroughTheGateway(t *testing.T) {
 	if len(fr.Findings) != 1 || fr.Findings[0].Evidence["trigger"] != "sequential_walk" ||
 		fr.Findings[0].Evidence["distinct_objects"].(float64) > 12 || fr.Findings[0].Evidence["failures"] != float64(0) {
 		t.Fatalf("findings %+v", fr.Findings)
+	}
+}
+
+// TestGatewayServesWhileStoreIsDown: a gateway whose inventory store
+// (PostgreSQL) does not answer at start serves anyway; the admin API says
+// 503, events are dropped and counted, and once the database answers the
+// inventory opens and records the traffic that follows.
+func TestGatewayServesWhileStoreIsDown(t *testing.T) {
+	pgURL := os.Getenv("BULWARK_TEST_POSTGRES_URL")
+	if pgURL == "" {
+		t.Skip("BULWARK_TEST_POSTGRES_URL not set: skipping the store outage test")
+	}
+	u, err := url.Parse(pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A schema of this test's own, so it shares no table with others.
+	schema := "bulwark_gw_outage_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	conn, err := pgx.Connect(context.Background(), pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		_ = conn.Close(context.Background())
+	})
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	px := cutproxy.New(t, u.Host)
+	px.Cut()
+	u.Host = px.Addr()
+	up := newEcho(t, "a")
+	env := startGateway(t, baseConfig(up.srv.URL, fmt.Sprintf("store: {url: %q}\ninventory: {flush_interval: 100ms}\n", u.String())))
+	get := func(path string) {
+		t.Helper()
+		resp, err := env.client.Get(env.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d while the store is down", path, resp.StatusCode)
+		}
+	}
+	get("/before/outage")
+	if code := adminJSON(t, env, "/api/v1/inventory", nil); code != http.StatusServiceUnavailable {
+		t.Fatalf("admin inventory while the store is down: %d, want 503", code)
+	}
+	if !strings.Contains(env.logs.String(), "the inventory store does not open") {
+		t.Errorf("no log line for the store outage:\n%s", env.logs.String())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for metricValue(scrapeMetrics(t, env), "bulwark_events_dropped_total") < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the dropped event was never counted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	px.Restore()
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		get("/after/outage")
+		var inv struct{ Endpoints []struct{ Template string } }
+		if adminJSON(t, env, "/api/v1/inventory", &inv) == 200 {
+			for _, e := range inv.Endpoints {
+				if strings.HasPrefix(e.Template, "/after/") {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the inventory never recorded traffic after the store came back: %+v", inv)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
