@@ -199,7 +199,7 @@ func exportCmd(stdout, stderr io.Writer) *cobra.Command {
 // collectorCmd consumes the gateways' events from NATS JetStream into the
 // inventory and findings in the store, until SIGINT or SIGTERM.
 func collectorCmd(stderr io.Writer) *cobra.Command {
-	var file string
+	var file, adminAddr string
 	c := &cobra.Command{
 		Use:   "collector -c FILE",
 		Short: "Consume exchange events from NATS (cluster.nats_url) into the inventory store (store.url)",
@@ -237,16 +237,37 @@ func collectorCmd(stderr io.Writer) *cobra.Command {
 				return err
 			}
 			defer cons.Close()
+			handle := col.Handle
+			addr := adminAddr
+			if addr == "" {
+				addr = cfg.Admin.Addr
+			}
+			if !cfg.Admin.Disabled && addr != "" {
+				// The cluster's whole inventory: admin API, dashboard and metrics.
+				a, err := startCollectorAdmin(cfg, addr, col, cons, logger.With("component", "admin"))
+				if err != nil {
+					return err
+				}
+				defer a.close()
+				handle = func(ctx context.Context, evs []event.Exchange) error {
+					if err := col.Handle(ctx, evs); err != nil {
+						return err
+					}
+					a.timeline.Add(evs)
+					return nil
+				}
+			}
 			done := make(chan struct{})
 			go func() { col.Run(ctx); close(done) }()
 			logger.Info("collector consuming", "nats", cfg.Cluster.NATSURL, "cool_downs", coolDownsTarget(cfg))
-			err = cons.Run(ctx, col.Handle)
+			err = cons.Run(ctx, handle)
 			stop()
 			<-done
 			return err
 		},
 	}
 	c.Flags().StringVarP(&file, "config", "c", "bulwark.yaml", "config file")
+	c.Flags().StringVar(&adminAddr, "admin", "", "admin listener address (default admin.addr of the config; the admin API, dashboard and /metrics over the cluster's inventory)")
 	return c
 }
 

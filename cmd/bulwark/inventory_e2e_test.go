@@ -76,7 +76,8 @@ func TestTwoGatewaysNATSPostgres(t *testing.T) {
 	cfg := func(listen, admin string) string { return gatewayConfig(listen, admin, up) + cluster }
 	dir := t.TempDir()
 	colCfg := filepath.Join(dir, "collector.yaml")
-	must(t, os.WriteFile(colCfg, []byte(cfg(freePort(t), freePort(t))), 0o600))
+	colAdmin := freePort(t) // the collector serves the cluster's inventory there
+	must(t, os.WriteFile(colCfg, []byte(cfg(freePort(t), colAdmin)), 0o600))
 	writeCert(t, dir)
 	stopCollector := startCollector(t, colCfg)
 	a, b := startGatewayProcess(t, cfg), startGatewayProcess(t, cfg)
@@ -141,6 +142,28 @@ func TestTwoGatewaysNATSPostgres(t *testing.T) {
 	send(b, "beta", 40)
 	rows := waitCounts(map[string]int{"alpha": 60, "beta": 40})
 	t.Logf("both gateways' traffic in the inventory: %d endpoint rows", rows)
+
+	// The collector's admin listener shows the cluster's inventory and
+	// its counters, behind the admin token.
+	adminGet := func(path string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+colAdmin+path, nil)
+		req.Header.Set("Authorization", "Bearer "+e2eToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := adminGet("/api/v1/inventory")
+	if code != 200 || !strings.Contains(body, `"/alpha/{`) || !strings.Contains(body, `"/beta/{`) {
+		t.Fatalf("collector admin inventory: %d %.300s", code, body)
+	}
+	if code, body := adminGet("/metrics"); code != 200 || !strings.Contains(body, "bulwark_collector_nats_handled_total") ||
+		strings.Contains(body, "bulwark_inventory_events_total 0\n") {
+		t.Fatalf("collector metrics: %d %.300s", code, body)
+	}
 
 	stopCollector()
 	send(a, "alpha", 25) // published while no collector runs

@@ -61,3 +61,7 @@ func newRequestID() string {
 	hex.Encode(out[24:], u[10:])
 	return string(out[:])
 }
+
+// NewRequestID returns a fresh request id (a UUIDv7), for other processes
+// that speak problem+json (the collector's admin listener).
+func NewRequestID() string { return newRequestID() }
