@@ -20,12 +20,16 @@ type Response struct {
 	s     *shared
 	limit int64
 	opts  *openapi3filter.Options
+	// noBody is opts without body validation: a JSON body is validated
+	// by the stage itself, on the one decoding the undocumented-property
+	// walk also reads (the filter would decode it a second time).
+	noBody *openapi3filter.Options
 }
 
 var _ pipeline.ResponseStage = (*Response)(nil)
 
 func newResponse(s *shared) *Response {
-	return &Response{
+	r := &Response{
 		s:     s,
 		limit: int64(s.cfg.MaxResponseBytes),
 		opts: &openapi3filter.Options{
@@ -36,6 +40,10 @@ func newResponse(s *shared) *Response {
 			SchemaValidationOptions: s.schemaOpts,
 		},
 	}
+	nb := *r.opts
+	nb.ExcludeResponseBody = true
+	r.noBody = &nb
+	return r
 }
 
 // Name implements pipeline.ResponseStage.
@@ -77,33 +85,44 @@ func (r *Response) HandleResponse(ctx context.Context, x *pipeline.Exchange, res
 		body = b
 	}
 
-	input := &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: x.Request, Route: oi.route, Options: r.opts},
-		Status:                 resp.StatusCode,
-		Header:                 resp.Header,
-		Options:                r.opts,
-	}
-	input.SetBodyBytes(body)
 	ct := resp.Header.Get("Content-Type")
 	mt := rr.Value.Content.Get(ct)
+	jsonBody := mt != nil && mt.Schema != nil && mt.Schema.Value != nil && len(body) > 0 && isJSON(mediaType(ct))
+	opts := r.opts
+	if jsonBody {
+		opts = r.noBody // status, content type and headers only: the body is checked below
+	}
+	input := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: x.Request, Route: oi.route, Options: opts},
+		Status:                 resp.StatusCode,
+		Header:                 resp.Header,
+		Options:                opts,
+	}
+	input.SetBodyBytes(body)
 	if err := validateResponse(ctx, input); err != nil {
-		if r.collectResponseError(&c, err) && mt != nil {
+		if r.collectResponseError(&c, err) && mt != nil && !jsonBody {
 			// A header error stops the filter before the body: check it here.
 			r.bodySchema(&c, mt, ct, body)
 		}
 	}
 
-	// Undocumented properties: decoded in order so a strip re-encodes the
-	// body as written, minus what is stripped.
+	// The body against its schema, and its undocumented properties, on one
+	// decoding (in order when a strip re-encodes the body as written,
+	// minus what is stripped).
 	var tree any
 	var undoc []string
-	if mt != nil && mt.Schema != nil && mt.Schema.Value != nil && len(body) > 0 && isJSON(mediaType(ct)) {
+	if jsonBody {
 		strip := r.s.cfg.UndocumentedProperties == policyStrip && !r.monitoring(x)
-		decode := decodeJSONAny // plain maps: fast; member order only matters when stripping
-		if strip {
-			decode = decodeOrdered
+		v, err := decodeJSONAny(body) // plain maps: fast; member order only matters when stripping
+		if err != nil {
+			c.add("body", "malformed")
+		} else {
+			r.visitBody(&c, mt, v)
 		}
-		if v, err := decode(body); err == nil {
+		if err == nil && strip {
+			v, err = decodeOrdered(body)
+		}
+		if err == nil {
 			found := map[string]struct{}{}
 			r.s.undocWalk(v, []*openapi3.Schema{mt.Schema.Value}, "body", strip, found, 0)
 			for p := range found {
@@ -237,6 +256,12 @@ func (r *Response) bodySchema(c *collector, mt *openapi3.MediaType, ct string, b
 		c.add("body", "malformed")
 		return
 	}
+	r.visitBody(c, mt, v)
+}
+
+// visitBody validates a decoded response body against its media type's
+// schema.
+func (r *Response) visitBody(c *collector, mt *openapi3.MediaType, v any) {
 	opts := append([]openapi3.SchemaValidationOption{openapi3.MultiErrors(), openapi3.VisitAsResponse()}, r.s.schemaOpts...)
 	if r.s.is31 {
 		opts = append(opts, openapi3.EnableJSONSchema2020())
