@@ -2,6 +2,7 @@ package validate
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -49,4 +50,23 @@ func fixedText(s string) bool {
 		"additional property readOnly required malformed not allowed undocumented maxLength minLength " +
 		"pattern format maximum minimum type enum, and  more. body. query. path. header. cookie."
 	return strings.Contains(wording, s)
+}
+
+// FuzzDecodeJSONAny: the fast decoder accepts exactly what encoding/json
+// accepts, and gives the same value.
+func FuzzDecodeJSONAny(f *testing.F) {
+	for _, s := range []string{`{"a":[1,2.5e3,-0,"x",true,null,{"b":{}}]}`, `{"a":1,"a":2}`, `"\ud83d\ude00"`, `[]`, ` 1 `,
+		`{"a":1} 2`, `NaN`, `nan`, `Infinity`, `-`, `01`, `1.`, `"\u00"`, "\"\xff\"", `{"a" 1}`, `[1,]`, `tru`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, gerr := decodeJSONAny(data)
+		want, werr := decodeJSONStd(data)
+		if (gerr == nil) != (werr == nil) {
+			t.Fatalf("%q: fast error %v, encoding/json error %v", data, gerr, werr)
+		}
+		if gerr == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: fast %#v, encoding/json %#v", data, got, want)
+		}
+	})
 }

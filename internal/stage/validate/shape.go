@@ -7,8 +7,10 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/valyala/fastjson"
 )
 
 // shape is what a set of schemas declares about an object, merged
@@ -252,8 +254,82 @@ func encodeString(buf *bytes.Buffer, s string) error {
 	return nil
 }
 
-// decodeJSONAny decodes exactly one JSON value, numbers as json.Number.
+// decodeJSONAny decodes exactly one JSON value, numbers as json.Number,
+// into the values encoding/json gives an any (maps, slices, strings,
+// bools, nil). It parses with fastjson, pooled, several times faster than
+// encoding/json's reflection on the response path; FuzzDecodeJSONAny
+// holds it to encoding/json's result on every input both accept.
 func decodeJSONAny(data []byte) (any, error) {
+	// fastjson's parser is lenient (01, 1., NaN); its validator is as
+	// strict as encoding/json. Invalid JSON goes to encoding/json for its
+	// error, and so does invalid UTF-8, which encoding/json replaces with
+	// U+FFFD in strings: rare, and both decoders then always agree.
+	if fastjson.ValidateBytes(data) != nil || !utf8.Valid(data) || needsStd(data) {
+		return decodeJSONStd(data)
+	}
+	p := anyParsers.Get()
+	defer anyParsers.Put(p)
+	v, err := p.ParseBytes(data)
+	if err != nil {
+		return decodeJSONStd(data)
+	}
+	return fastAny(v), nil
+}
+
+// needsStd reports what fastjson and encoding/json treat differently, so
+// that such bodies go to encoding/json: an escaped UTF-16 surrogate
+// (\uD800-\uDFFF: fastjson keeps a lone one as written, encoding/json
+// makes it U+FFFD) and a raw control character (fastjson's validator
+// lets some through inside strings).
+func needsStd(data []byte) bool {
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; {
+		case c < 0x20 && c != '\t' && c != '\n' && c != '\r':
+			return true
+		case c == '\\' && i+2 < len(data) && data[i+1] == 'u' && (data[i+2] == 'd' || data[i+2] == 'D'):
+			return true
+		case c == '\\':
+			i++ // an escaped character is never the start of an escape
+		}
+	}
+	return false
+}
+
+// anyParsers are reused by decodeJSONAny (a fastjson.Parser is not safe
+// for concurrent use; its values live until the next parse).
+var anyParsers fastjson.ParserPool
+
+// fastAny copies a parsed value into plain Go values.
+func fastAny(v *fastjson.Value) any {
+	switch v.Type() {
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		m := make(map[string]any, o.Len())
+		o.Visit(func(k []byte, c *fastjson.Value) { m[string(k)] = fastAny(c) })
+		return m
+	case fastjson.TypeArray:
+		a, _ := v.Array()
+		out := make([]any, len(a))
+		for i, c := range a {
+			out[i] = fastAny(c)
+		}
+		return out
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		return string(b)
+	case fastjson.TypeNumber:
+		return json.Number(v.MarshalTo(nil))
+	case fastjson.TypeTrue:
+		return true
+	case fastjson.TypeFalse:
+		return false
+	default:
+		return nil
+	}
+}
+
+// decodeJSONStd is decodeJSONAny with encoding/json.
+func decodeJSONStd(data []byte) (any, error) {
 	var v any
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
