@@ -28,6 +28,7 @@ import (
 	"github.com/bulwarkapi/bulwark/internal/event"
 	"github.com/bulwarkapi/bulwark/internal/finding"
 	"github.com/bulwarkapi/bulwark/internal/inventory"
+	"github.com/bulwarkapi/bulwark/internal/ratelog"
 	"github.com/bulwarkapi/bulwark/internal/spec"
 	"github.com/bulwarkapi/bulwark/internal/store"
 )
@@ -288,10 +289,7 @@ func (c *Collector) queueCoolDowns(fs []finding.Finding) {
 func (c *Collector) publishCoolDowns(ctx context.Context) {
 	t := time.NewTicker(c.coolRefresh)
 	defer t.Stop()
-	var (
-		lastLog time.Time
-		unseen  uint64 // failed entries since the last log line
-	)
+	logLine := ratelog.Every{Interval: coolDownLogEvery}
 	publish := func(cds []detect.CoolDown) {
 		if len(cds) == 0 {
 			return
@@ -302,11 +300,9 @@ func (c *Collector) publishCoolDowns(ctx context.Context) {
 			return
 		}
 		c.coolFailed.Add(uint64(len(cds)))
-		unseen += uint64(len(cds))
-		if now := time.Now(); now.Sub(lastLog) >= coolDownLogEvery {
+		if n, ok := logLine.Tick(time.Now(), uint64(len(cds))); ok {
 			c.logger.Warn("publishing cool-downs to the gateways failed; the full table is sent again every refresh",
-				"cool_downs", unseen, "refresh", c.coolRefresh.String(), "error", err.Error())
-			lastLog, unseen = now, 0
+				"cool_downs", n, "refresh", c.coolRefresh.String(), "error", err.Error())
 		}
 	}
 	publish(c.det.ActiveCoolDowns(c.now()))

@@ -10,12 +10,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/bulwarkapi/bulwark/internal/detect"
 	"github.com/bulwarkapi/bulwark/internal/finding"
+	"github.com/bulwarkapi/bulwark/internal/ratelog"
 )
 
 // Bounds of the webhook sink.
@@ -61,10 +61,7 @@ type webhook struct {
 	cancel context.CancelFunc
 
 	sent, dropped atomic.Uint64
-
-	mu      sync.Mutex
-	lastLog time.Time
-	unseen  uint64
+	logLine       ratelog.Every
 }
 
 func newWebhook(o WebhookOptions) *webhook {
@@ -81,7 +78,8 @@ func newWebhook(o WebhookOptions) *webhook {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &webhook{o: o, q: make(chan finding.Finding, webhookQueue), done: make(chan struct{}), cancel: cancel}
+	w := &webhook{o: o, q: make(chan finding.Finding, webhookQueue), done: make(chan struct{}), cancel: cancel,
+		logLine: ratelog.Every{Interval: webhookLogEvery}}
 	go w.run(ctx)
 	return w
 }
@@ -193,12 +191,8 @@ func (w *webhook) post(ctx context.Context, body []byte) error {
 
 // failed logs dropped findings at most once per webhookLogEvery.
 func (w *webhook) failed(n int, err error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.unseen += uint64(n)
-	if now := time.Now(); now.Sub(w.lastLog) >= webhookLogEvery {
+	if total, ok := w.logLine.Tick(time.Now(), uint64(n)); ok {
 		w.o.Logger.Error("sending findings to the webhook failed; they are dropped (kept in the store)",
-			"findings", w.unseen, "error", err.Error())
-		w.lastLog, w.unseen = now, 0
+			"findings", total, "error", err.Error())
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/bulwarkapi/bulwark/internal/event/natsbus"
 	"github.com/bulwarkapi/bulwark/internal/finding"
 	"github.com/bulwarkapi/bulwark/internal/inventory"
+	"github.com/bulwarkapi/bulwark/internal/ratelog"
 	"github.com/bulwarkapi/bulwark/internal/stage/record"
 	"github.com/bulwarkapi/bulwark/internal/store"
 )
@@ -51,8 +52,8 @@ type events struct {
 	pending   *collector.Options // a collector still to open (its store failed at start)
 
 	mu                sync.Mutex
-	lastPublishLog    time.Time
-	publishFailedEvts uint64 // events in batches NATS did not take
+	publishLog        ratelog.Every // failed NATS publishes
+	publishFailedEvts uint64        // events in batches NATS did not take
 }
 
 // openEvents starts the event path unless the inventory is disabled.
@@ -60,7 +61,7 @@ func (g *Gateway) openEvents(ctx context.Context, cfg *config.Config, snap *snap
 	if cfg.Inventory.Disabled || g.opts.NoAudit {
 		return nil
 	}
-	ev := &events{bus: event.NewBus(event.Options{}), timeline: dashboard.NewTimeline(0, 0)}
+	ev := &events{bus: event.NewBus(event.Options{}), timeline: dashboard.NewTimeline(0, 0), publishLog: ratelog.Every{Interval: publishLogEvery}}
 	ev.bus.Subscribe(func(_ context.Context, batch []event.Exchange) { ev.timeline.Add(batch) })
 	var internal []netip.Prefix
 	for _, s := range cfg.Inventory.InternalNetworks {
@@ -145,56 +146,60 @@ func (g *Gateway) subscribeCoolDowns(cfg *config.Config, ev *events) {
 	ev.coolDowns, ev.coolSub = tab, sub
 }
 
-// openCollector retries opening the in-process collector until its store
-// opens or ctx ends, and returns it (nil when ctx ended first).
+// openCollector retries opening the in-process collector, whose store
+// failed at start, until it opens or ctx ends; nil when ctx ended first.
 func (g *Gateway) openCollector(ctx context.Context, ev *events) *collector.Collector {
-	wait := 250 * time.Millisecond
-	for attempt := 2; ; attempt++ {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, publisherRetry)
-		c, err := collector.New(ctx, *ev.pending)
-		if err == nil {
-			ev.col.Store(c)
-			g.logger.Info("the inventory store opened: exchange events are recorded again", "attempts", attempt)
-			return c
-		}
+	var c *collector.Collector
+	n, ok := retry(ctx, func() (err error) { c, err = collector.New(ctx, *ev.pending); return err })
+	if !ok {
+		return nil
 	}
+	ev.col.Store(c)
+	g.logger.Info("the inventory store opened: exchange events are recorded again", "attempts", n+1)
+	return c
 }
-
-// publisherRetry bounds the wait between attempts to reach NATS, or the
-// inventory store, at start.
-const publisherRetry = 5 * time.Second
 
 // connectPublisher creates the NATS publisher (connection and stream),
 // retrying until it succeeds or ctx ends. The first failure is an error
 // in the log; events published meanwhile are dropped and counted.
 func (g *Gateway) connectPublisher(ctx context.Context, cfg *config.Config, ev *events) {
 	log := g.logger.With("component", "nats")
-	wait := 250 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		p, err := natsbus.NewPublisher(ctx, cfg.Cluster.NATSURL, natsbus.PublisherOptions{
+	connect := func() (p *natsbus.Publisher, err error) {
+		return natsbus.NewPublisher(ctx, cfg.Cluster.NATSURL, natsbus.PublisherOptions{
 			Stream: cfg.Cluster.NATSStream, Subject: cfg.Cluster.NATSSubject, Logger: log})
-		if err == nil {
-			ev.publisher.Store(p)
-			if attempt > 1 {
-				log.Info("NATS answers: exchange events are published again", "attempts", attempt)
-			}
+	}
+	p, err := connect()
+	if err != nil {
+		log.Error("NATS does not answer: exchange events are dropped (bulwark_events_dropped_total) until it does; the gateway serves on",
+			"url", dashboard.RedactURL(cfg.Cluster.NATSURL), "error", err.Error())
+		n, ok := retry(ctx, func() (err error) { p, err = connect(); return err })
+		if !ok {
 			return
 		}
-		if attempt == 1 {
-			log.Error("NATS does not answer: exchange events are dropped (bulwark_events_dropped_total) until it does; the gateway serves on",
-				"url", dashboard.RedactURL(cfg.Cluster.NATSURL), "error", err.Error())
-		}
+		log.Info("NATS answers: exchange events are published again", "attempts", n+1)
+	}
+	ev.publisher.Store(p)
+}
+
+// retryMax bounds the wait between attempts to reach NATS, or the
+// inventory store, after a failure at start.
+const retryMax = 5 * time.Second
+
+// retry calls try after 250ms, then at doubling intervals up to
+// retryMax, until it succeeds or ctx ends; it returns how many calls it
+// made and whether the last succeeded.
+func retry(ctx context.Context, try func() error) (int, bool) {
+	wait := 250 * time.Millisecond
+	for n := 1; ; n++ {
 		select {
 		case <-ctx.Done():
-			return
+			return n - 1, false
 		case <-time.After(wait):
 		}
-		wait = min(2*wait, publisherRetry)
+		if try() == nil {
+			return n, true
+		}
+		wait = min(2*wait, retryMax)
 	}
 }
 
@@ -217,9 +222,8 @@ func (g *Gateway) publishBatch(ctx context.Context, ev *events, batch []event.Ex
 		return
 	}
 	ev.publishFailedEvts += uint64(len(batch))
-	if time.Since(ev.lastPublishLog) >= publishLogEvery {
-		ev.lastPublishLog = time.Now()
-		g.logger.Warn("publishing exchange events to NATS failed; the batch is dropped", "events", len(batch), "error", err.Error())
+	if n, ok := ev.publishLog.Tick(time.Now(), uint64(len(batch))); ok {
+		g.logger.Warn("publishing exchange events to NATS failed; the batches are dropped", "events", n, "error", err.Error())
 	}
 }
 
@@ -312,14 +316,8 @@ func (g *Gateway) dashboard() (http.Handler, error) {
 		Timeline: ev.timeline,
 		Logger:   g.logger.With("component", "dashboard"),
 	}
-	if ev.col.Load() != nil || ev.pending != nil {
-		o.Inventory = func() *inventory.Inventory {
-			if c := ev.col.Load(); c != nil {
-				return c.Inventory()
-			}
-			return nil
-		}
-		o.Findings = ev.findings
+	if ev.local() {
+		o.Inventory, o.Findings = ev.inventory, ev.findings
 	}
 	return dashboard.New(o)
 }
@@ -327,18 +325,23 @@ func (g *Gateway) dashboard() (http.Handler, error) {
 // adminData feeds the admin API from the in-process collector.
 func (g *Gateway) adminData() admin.Data {
 	ev := g.events
-	if ev == nil || (ev.col.Load() == nil && ev.pending == nil) {
+	if ev == nil || !ev.local() {
 		return admin.Data{}
 	}
-	return admin.Data{
-		Inventory: func() *inventory.Inventory {
-			if c := ev.col.Load(); c != nil {
-				return c.Inventory()
-			}
-			return nil
-		},
-		Findings: ev.findings,
+	return admin.Data{Inventory: ev.inventory, Findings: ev.findings}
+}
+
+// local reports whether this gateway keeps an inventory of its own (one
+// node), opened or still to open.
+func (ev *events) local() bool { return ev.col.Load() != nil || ev.pending != nil }
+
+// inventory is the in-process collector's inventory; nil until its store
+// opened.
+func (ev *events) inventory() *inventory.Inventory {
+	if c := ev.col.Load(); c != nil {
+		return c.Inventory()
 	}
+	return nil
 }
 
 // errStoreNotOpen answers a findings query while the store has not opened.
@@ -360,12 +363,13 @@ type gatewayCoolDown struct{ g *Gateway }
 
 func (c gatewayCoolDown) CoolingDown(subject, client string) (time.Time, bool) {
 	ev := c.g.events
-	switch {
-	case ev == nil:
+	if ev == nil {
 		return time.Time{}, false
-	case ev.col.Load() != nil:
-		return ev.col.Load().Detector().CoolingDown(subject, client)
-	case ev.coolDowns != nil:
+	}
+	if c := ev.col.Load(); c != nil {
+		return c.Detector().CoolingDown(subject, client)
+	}
+	if ev.coolDowns != nil {
 		return ev.coolDowns.CoolingDown(subject, client)
 	}
 	return time.Time{}, false

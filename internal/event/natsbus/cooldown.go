@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/bulwarkapi/bulwark/internal/detect"
+	"github.com/bulwarkapi/bulwark/internal/ratelog"
 )
 
 // Cool-downs travel from the collector to the gateways over core NATS,
@@ -290,9 +290,7 @@ type CoolDownSubscriber struct {
 
 	messages, received, invalid atomic.Uint64
 
-	logMu   sync.Mutex
-	lastLog time.Time
-	unseen  uint64 // invalid messages since the last log line
+	logLine ratelog.Every // invalid messages
 }
 
 // SubscribeCoolDowns connects to the NATS server at url and subscribes to
@@ -313,7 +311,8 @@ func SubscribeCoolDowns(url string, o CoolDownOptions, apply func([]detect.CoolD
 	if err != nil {
 		return nil, err
 	}
-	s := &CoolDownSubscriber{nc: nc, subject: o.Subject, apply: apply, now: o.Now, log: o.Logger}
+	s := &CoolDownSubscriber{nc: nc, subject: o.Subject, apply: apply, now: o.Now, log: o.Logger,
+		logLine: ratelog.Every{Interval: coolDownLogEvery}}
 	sub, err := nc.Subscribe(o.Subject, s.handle)
 	if err != nil {
 		nc.Close()
@@ -349,12 +348,8 @@ func (s *CoolDownSubscriber) handle(m *nats.Msg) {
 // logInvalid logs at most once per coolDownLogEvery, with the number of
 // invalid messages since the last line.
 func (s *CoolDownSubscriber) logInvalid(err error) {
-	s.logMu.Lock()
-	defer s.logMu.Unlock()
-	s.unseen++
-	if now := time.Now(); now.Sub(s.lastLog) >= coolDownLogEvery {
-		s.log.Warn("natsbus: invalid cool-down messages ignored", "subject", s.subject, "count", s.unseen, "last_error", err.Error())
-		s.lastLog, s.unseen = now, 0
+	if n, ok := s.logLine.Tick(time.Now(), 1); ok {
+		s.log.Warn("natsbus: invalid cool-down messages ignored", "subject", s.subject, "count", n, "last_error", err.Error())
 	}
 }
 
