@@ -39,36 +39,21 @@ type LocalOptions struct {
 type Local struct {
 	now    func() time.Time
 	epoch  time.Time
-	seed   maphash.Seed
-	shards []shard
-	mask   uint64
+	shards stripe.Set[shard]
 }
 
 var _ Store = (*Local)(nil)
 
 // NewLocal returns an empty Local store.
 func NewLocal(o LocalOptions) *Local {
-	maxKeys := o.MaxKeys
-	if maxKeys <= 0 {
-		maxKeys = DefaultMaxKeys
-	}
 	now := o.Now
 	if now == nil {
 		now = time.Now
 	}
-	caps := stripe.Capacities(maxKeys)
-	n := len(caps)
-	l := &Local{
-		now:    now,
-		epoch:  now(),
-		seed:   maphash.MakeSeed(), // random per store: keys cannot be crafted to pile into one shard
-		shards: make([]shard, n),
-		mask:   uint64(n - 1),
-	}
-	for i, c := range caps {
-		l.shards[i] = shard{cap: c, keys: make(map[subjectKey]*entry)}
-	}
-	return l
+	return &Local{now: now, epoch: now(), shards: stripe.NewSet(o.MaxKeys, DefaultMaxKeys, func(c int) shard {
+		setIdx := func(e *entry, i int) { e.idx = i }
+		return shard{cap: c, keys: make(map[subjectKey]*entry), plain: stripe.NewHeap(setIdx), guarded: stripe.NewHeap(setIdx)}
+	})}
 }
 
 // kind tells a username from a client address with the same text.
@@ -150,8 +135,8 @@ func (l *Local) Reset(ctx context.Context, user string) error {
 // evicted included. It is never more than MaxKeys.
 func (l *Local) Len() int {
 	n := 0
-	for i := range l.shards {
-		s := &l.shards[i]
+	for i := range l.shards.Shards {
+		s := &l.shards.Shards[i]
 		s.mu.Lock()
 		n += len(s.keys)
 		s.mu.Unlock()
@@ -164,7 +149,7 @@ func (l *Local) Len() int {
 func (l *Local) clock() int64 { return int64(l.now().Sub(l.epoch)) }
 
 func (l *Local) shard(k subjectKey) *shard {
-	return &l.shards[maphash.Comparable(l.seed, k)&l.mask]
+	return l.shards.At(maphash.Comparable(l.shards.Seed, k))
 }
 
 // entry is one subject's state. Every part carries its own end instant
@@ -178,9 +163,9 @@ type entry struct {
 	setEnd   int64
 	flagEnd  int64
 
-	end  int64      // max of the part ends: the entry is void from then on
-	heap *entryHeap // the shard heap holding the entry
-	idx  int        // position in that heap
+	end  int64                // max of the part ends: the entry is void from then on
+	heap *stripe.Heap[*entry] // the shard heap holding the entry
+	idx  int                  // position in that heap
 }
 
 // view is the entry's Subject at now, without changing it.
@@ -250,8 +235,8 @@ type shard struct {
 	mu      sync.Mutex
 	cap     int
 	keys    map[subjectKey]*entry
-	plain   entryHeap
-	guarded entryHeap
+	plain   stripe.Heap[*entry]
+	guarded stripe.Heap[*entry]
 }
 
 func (s *shard) record(k subjectKey, member string, lim limits, now int64) Subject {
@@ -303,17 +288,19 @@ func (s *shard) place(e *entry, now int64) {
 		want = &s.guarded
 	}
 	if e.heap == want {
-		want.fix(e.idx)
+		want.Fix(e.idx, e.end)
 		return
 	}
 	if e.heap != nil {
-		e.heap.remove(e.idx)
+		e.heap.Remove(e.idx)
 	}
-	want.push(e)
+	e.heap = want
+	want.Push(e, e.end)
 }
 
 func (s *shard) drop(e *entry) {
-	e.heap.remove(e.idx)
+	e.heap.Remove(e.idx)
+	e.heap, e.idx = nil, -1
 	delete(s.keys, e.key)
 }
 
@@ -332,90 +319,23 @@ func (s *shard) makeRoom(now int64) {
 	if len(s.keys) < s.cap {
 		return
 	}
-	if len(s.plain) > 0 {
-		s.drop(s.plain[0])
-	} else if len(s.guarded) > 0 {
-		s.drop(s.guarded[0])
+	for _, h := range []*stripe.Heap[*entry]{&s.plain, &s.guarded} {
+		if h.Len() > 0 {
+			e, _ := h.Min()
+			s.drop(e)
+			return
+		}
 	}
 }
 
 // expired returns an entry whose end has passed, if a heap top has one.
 func (s *shard) expired(now int64) *entry {
-	if len(s.plain) > 0 && s.plain[0].end <= now {
-		return s.plain[0]
-	}
-	if len(s.guarded) > 0 && s.guarded[0].end <= now {
-		return s.guarded[0]
+	for _, h := range []*stripe.Heap[*entry]{&s.plain, &s.guarded} {
+		if h.Len() > 0 {
+			if e, end := h.Min(); end <= now {
+				return e
+			}
+		}
 	}
 	return nil
-}
-
-// entryHeap is a min-heap of entries ordered by end; each entry records
-// its heap and index so that it can be fixed or removed in O(log n).
-type entryHeap []*entry
-
-func (h *entryHeap) push(e *entry) {
-	e.heap, e.idx = h, len(*h)
-	*h = append(*h, e)
-	h.up(e.idx)
-}
-
-func (h *entryHeap) remove(i int) {
-	old := *h
-	last := len(old) - 1
-	e := old[i]
-	if i != last {
-		h.swap(i, last)
-	}
-	old[last] = nil
-	*h = old[:last]
-	if i != last {
-		h.fix(i)
-	}
-	e.heap, e.idx = nil, -1
-}
-
-func (h *entryHeap) fix(i int) {
-	if !h.up(i) {
-		h.down(i)
-	}
-}
-
-func (h entryHeap) swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].idx = i
-	h[j].idx = j
-}
-
-// up moves the entry at i towards the root and reports whether it moved.
-func (h entryHeap) up(i int) bool {
-	moved := false
-	for i > 0 {
-		p := (i - 1) / 2
-		if h[p].end <= h[i].end {
-			break
-		}
-		h.swap(i, p)
-		i = p
-		moved = true
-	}
-	return moved
-}
-
-func (h entryHeap) down(i int) {
-	n := len(h)
-	for {
-		c := 2*i + 1
-		if c >= n {
-			return
-		}
-		if r := c + 1; r < n && h[r].end < h[c].end {
-			c = r
-		}
-		if h[i].end <= h[c].end {
-			return
-		}
-		h.swap(i, c)
-		i = c
-	}
 }

@@ -35,9 +35,7 @@ type LocalOptions struct {
 type Local struct {
 	now    func() time.Time
 	epoch  time.Time
-	seed   maphash.Seed
-	shards []shard
-	mask   uint64
+	shards stripe.Set[shard]
 }
 
 var _ Store = (*Local)(nil)
@@ -45,27 +43,11 @@ var _ Store = (*Local)(nil)
 // NewLocal returns an empty Local store. A negative MaxKeys is treated as
 // the default; MaxKeys below the shard count uses a single shard.
 func NewLocal(o LocalOptions) *Local {
-	maxKeys := o.MaxKeys
-	if maxKeys <= 0 {
-		maxKeys = DefaultMaxKeys
-	}
 	now := o.Now
 	if now == nil {
 		now = time.Now
 	}
-	caps := stripe.Capacities(maxKeys)
-	n := len(caps)
-	l := &Local{
-		now:    now,
-		epoch:  now(),
-		seed:   maphash.MakeSeed(), // random per store: keys cannot be crafted to pile into one shard
-		shards: make([]shard, n),
-		mask:   uint64(n - 1),
-	}
-	for i, c := range caps {
-		l.shards[i] = shard{cap: c, keys: make(map[string]*entry)}
-	}
-	return l
+	return &Local{now: now, epoch: now(), shards: stripe.NewSet(o.MaxKeys, DefaultMaxKeys, newShard)}
 }
 
 // Allow decides n events for key under lim at the store's current time.
@@ -85,7 +67,7 @@ func (l *Local) Allow(ctx context.Context, key string, lim Limit, n int) (Result
 		return Result{}, fmt.Errorf("%w: %d events under %s", ErrExceedsBurst, n, lim)
 	}
 	now := int64(l.now().Sub(l.epoch))
-	s := &l.shards[maphash.String(l.seed, key)&l.mask]
+	s := l.shards.At(maphash.String(l.shards.Seed, key))
 
 	s.mu.Lock()
 	e := s.keys[key]
@@ -102,7 +84,7 @@ func (l *Local) Allow(ctx context.Context, key string, lim Limit, n int) (Result
 		switch {
 		case e != nil:
 			e.tat = newTAT
-			s.fix(e.idx) // TAT only grows: the entry can only move down
+			s.heap.Fix(e.idx, newTAT) // TAT only grows: the entry can only move down
 		default:
 			s.insert(key, newTAT, now)
 		}
@@ -141,8 +123,8 @@ func (l *Local) AllowAll(ctx context.Context, reqs []Request) ([]Result, error) 
 // included. It is never more than MaxKeys.
 func (l *Local) Len() int {
 	n := 0
-	for i := range l.shards {
-		s := &l.shards[i]
+	for i := range l.shards.Shards {
+		s := &l.shards.Shards[i]
 		s.mu.Lock()
 		n += len(s.keys)
 		s.mu.Unlock()
@@ -163,71 +145,33 @@ type shard struct {
 	mu   sync.Mutex
 	cap  int
 	keys map[string]*entry
-	heap []*entry
+	heap stripe.Heap[*entry]
+}
+
+func newShard(c int) shard {
+	return shard{cap: c, keys: make(map[string]*entry),
+		heap: stripe.NewHeap(func(e *entry, i int) { e.idx = i })}
 }
 
 // insert adds a key, first evicting idle entries (up to sweepPerInsert,
 // or as many as needed when full) and, if the shard is still full, the
 // entry with the earliest TAT.
 func (s *shard) insert(key string, tat, now int64) {
-	for i := 0; len(s.heap) > 0 && s.heap[0].tat <= now && (i < sweepPerInsert || len(s.heap) >= s.cap); i++ {
+	for i := 0; s.heap.Len() > 0 && s.minTAT() <= now && (i < sweepPerInsert || s.heap.Len() >= s.cap); i++ {
 		s.removeMin()
 	}
-	if len(s.heap) >= s.cap {
+	if s.heap.Len() >= s.cap {
 		s.removeMin()
 	}
-	e := &entry{key: key, tat: tat, idx: len(s.heap)}
+	e := &entry{key: key, tat: tat}
 	s.keys[key] = e
-	s.heap = append(s.heap, e)
-	s.up(e.idx)
+	s.heap.Push(e, tat)
 }
+
+func (s *shard) minTAT() int64 { _, tat := s.heap.Min(); return tat }
 
 func (s *shard) removeMin() {
-	last := len(s.heap) - 1
-	old := s.heap[0]
-	s.swap(0, last)
-	s.heap[last] = nil
-	s.heap = s.heap[:last]
-	delete(s.keys, old.key)
-	if last > 0 {
-		s.down(0)
-	}
-}
-
-// fix restores heap order after the entry at i grew its TAT.
-func (s *shard) fix(i int) { s.down(i) }
-
-func (s *shard) swap(i, j int) {
-	s.heap[i], s.heap[j] = s.heap[j], s.heap[i]
-	s.heap[i].idx = i
-	s.heap[j].idx = j
-}
-
-func (s *shard) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if s.heap[p].tat <= s.heap[i].tat {
-			return
-		}
-		s.swap(i, p)
-		i = p
-	}
-}
-
-func (s *shard) down(i int) {
-	n := len(s.heap)
-	for {
-		c := 2*i + 1
-		if c >= n {
-			return
-		}
-		if r := c + 1; r < n && s.heap[r].tat < s.heap[c].tat {
-			c = r
-		}
-		if s.heap[i].tat <= s.heap[c].tat {
-			return
-		}
-		s.swap(i, c)
-		i = c
-	}
+	e, _ := s.heap.Min()
+	delete(s.keys, e.key)
+	s.heap.Remove(0)
 }

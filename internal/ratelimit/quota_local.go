@@ -29,40 +29,25 @@ type LocalQuotaOptions struct {
 // flush an exhausted counter have counts of 1 and go first.
 type LocalQuotas struct {
 	now    func() time.Time
-	seed   maphash.Seed
-	shards []quotaShard
-	mask   uint64
+	shards stripe.Set[quotaShard]
 }
 
 var _ QuotaStore = (*LocalQuotas)(nil)
 
 // NewLocalQuotas returns an empty LocalQuotas store.
 func NewLocalQuotas(o LocalQuotaOptions) *LocalQuotas {
-	maxKeys := o.MaxKeys
-	if maxKeys <= 0 {
-		maxKeys = DefaultMaxKeys
-	}
 	now := o.Now
 	if now == nil {
 		now = time.Now
 	}
-	caps := stripe.Capacities(maxKeys)
-	n := len(caps)
-	q := &LocalQuotas{
-		now:    now,
-		seed:   maphash.MakeSeed(), // random per store, as in Local
-		shards: make([]quotaShard, n),
-		mask:   uint64(n - 1),
-	}
-	for i, c := range caps {
-		q.shards[i] = quotaShard{
+	return &LocalQuotas{now: now, shards: stripe.NewSet(o.MaxKeys, DefaultMaxKeys, func(c int) quotaShard {
+		return quotaShard{
 			cap:    c,
 			m:      make(map[quotaKey]*quotaEntry),
-			byEnd:  quotaHeap{byUsed: false},
-			byUsed: quotaHeap{byUsed: true},
+			byEnd:  stripe.NewHeap(func(e *quotaEntry, i int) { e.endIdx = i }),
+			byUsed: stripe.NewHeap(func(e *quotaEntry, i int) { e.usedIdx = i }),
 		}
-	}
-	return q
+	})}
 }
 
 // Take counts n events for key in the current window of q.Period if the
@@ -79,7 +64,7 @@ func (lq *LocalQuotas) Take(ctx context.Context, key string, q Quota, n int64) (
 	_, winEnd := q.Period.window(now)
 	end := winEnd.UnixNano()
 	k := quotaKey{key: key, period: q.Period}
-	s := &lq.shards[maphash.String(lq.seed, key)&lq.mask] // both periods of a key share a shard
+	s := lq.shards.At(maphash.String(lq.shards.Seed, key)) // both periods of a key share a shard
 
 	s.mu.Lock()
 	e := s.m[k]
@@ -95,10 +80,10 @@ func (lq *LocalQuotas) Take(ctx context.Context, key string, q Quota, n int64) (
 		} else {
 			if e.end != end {
 				e.end = end
-				s.byEnd.fix(e.endIdx)
+				s.byEnd.Fix(e.endIdx, end)
 			}
 			e.used = used
-			s.byUsed.fix(e.usedIdx)
+			s.byUsed.Fix(e.usedIdx, used)
 		}
 	}
 	s.mu.Unlock()
@@ -114,8 +99,8 @@ func (lq *LocalQuotas) Take(ctx context.Context, key string, q Quota, n int64) (
 // yet evicted included. It is never more than MaxKeys.
 func (lq *LocalQuotas) Len() int {
 	n := 0
-	for i := range lq.shards {
-		s := &lq.shards[i]
+	for i := range lq.shards.Shards {
+		s := &lq.shards.Shards[i]
 		s.mu.Lock()
 		n += len(s.m)
 		s.mu.Unlock()
@@ -147,118 +132,33 @@ type quotaShard struct {
 	mu     sync.Mutex
 	cap    int
 	m      map[quotaKey]*quotaEntry
-	byEnd  quotaHeap
-	byUsed quotaHeap
+	byEnd  stripe.Heap[*quotaEntry]
+	byUsed stripe.Heap[*quotaEntry]
 }
 
 // insert adds a counter, first evicting counters of ended windows (up to
 // sweepPerInsert, or as many as needed when full) and, if the shard is
 // still full, the counter with the lowest count.
 func (s *quotaShard) insert(k quotaKey, end, used, now int64) {
-	for i := 0; s.byEnd.len() > 0 && s.byEnd.min().end <= now && (i < sweepPerInsert || len(s.m) >= s.cap); i++ {
-		s.remove(s.byEnd.min())
+	for i := 0; s.byEnd.Len() > 0 && (i < sweepPerInsert || len(s.m) >= s.cap); i++ {
+		e, ended := s.byEnd.Min()
+		if ended > now {
+			break
+		}
+		s.remove(e)
 	}
 	if len(s.m) >= s.cap {
-		s.remove(s.byUsed.min())
+		e, _ := s.byUsed.Min()
+		s.remove(e)
 	}
 	e := &quotaEntry{k: k, end: end, used: used}
 	s.m[k] = e
-	s.byEnd.push(e)
-	s.byUsed.push(e)
+	s.byEnd.Push(e, end)
+	s.byUsed.Push(e, used)
 }
 
 func (s *quotaShard) remove(e *quotaEntry) {
-	s.byEnd.remove(e.endIdx)
-	s.byUsed.remove(e.usedIdx)
+	s.byEnd.Remove(e.endIdx)
+	s.byUsed.Remove(e.usedIdx)
 	delete(s.m, e.k)
-}
-
-// quotaHeap is an indexed min-heap of entries ordered by end or by used;
-// each entry records its position so that it can be fixed or removed.
-type quotaHeap struct {
-	items  []*quotaEntry
-	byUsed bool
-}
-
-func (h *quotaHeap) len() int           { return len(h.items) }
-func (h *quotaHeap) min() *quotaEntry   { return h.items[0] }
-func (h *quotaHeap) less(i, j int) bool { return h.key(h.items[i]) < h.key(h.items[j]) }
-
-func (h *quotaHeap) key(e *quotaEntry) int64 {
-	if h.byUsed {
-		return e.used
-	}
-	return e.end
-}
-
-func (h *quotaHeap) setIdx(e *quotaEntry, i int) {
-	if h.byUsed {
-		e.usedIdx = i
-	} else {
-		e.endIdx = i
-	}
-}
-
-func (h *quotaHeap) push(e *quotaEntry) {
-	h.items = append(h.items, e)
-	h.setIdx(e, len(h.items)-1)
-	h.up(len(h.items) - 1)
-}
-
-func (h *quotaHeap) remove(i int) {
-	last := len(h.items) - 1
-	if i != last {
-		h.swap(i, last)
-	}
-	h.items[last] = nil
-	h.items = h.items[:last]
-	if i != last {
-		h.fix(i)
-	}
-}
-
-// fix restores heap order after the key of the entry at i changed either way.
-func (h *quotaHeap) fix(i int) {
-	if !h.up(i) {
-		h.down(i)
-	}
-}
-
-func (h *quotaHeap) swap(i, j int) {
-	h.items[i], h.items[j] = h.items[j], h.items[i]
-	h.setIdx(h.items[i], i)
-	h.setIdx(h.items[j], j)
-}
-
-// up moves the entry at i towards the root and reports whether it moved.
-func (h *quotaHeap) up(i int) bool {
-	moved := false
-	for i > 0 {
-		p := (i - 1) / 2
-		if !h.less(i, p) {
-			break
-		}
-		h.swap(i, p)
-		i = p
-		moved = true
-	}
-	return moved
-}
-
-func (h *quotaHeap) down(i int) {
-	n := len(h.items)
-	for {
-		c := 2*i + 1
-		if c >= n {
-			return
-		}
-		if r := c + 1; r < n && h.less(r, c) {
-			c = r
-		}
-		if !h.less(c, i) {
-			return
-		}
-		h.swap(i, c)
-		i = c
-	}
 }

@@ -1,7 +1,8 @@
-// Package shard lays out the lock-striped, bounded in-memory stores of
-// the abuse protections (rate limits, quotas, brute-force counters): how
-// many shards, and how many keys each may hold, so that the shards sum to
-// exactly the store's bound.
+// Package shard is the common frame of the lock-striped, bounded
+// in-memory stores of the abuse protections (rate limits, quotas,
+// brute-force counters): how many shards and how many keys each may hold
+// (Capacities), the shards of one store picked by a seeded hash (Set),
+// and the indexed min-heap each shard evicts by (Heap).
 package shard
 
 const (
