@@ -11,7 +11,6 @@ import (
 // Id and value formats; the OpenAPI document uses the same patterns.
 var (
 	customerIDRe = regexp.MustCompile(`^cus_[a-z2-7]{12}$`)
-	accountIDRe  = regexp.MustCompile(`^acc_[a-z2-7]{12}$`)
 	amountRe     = regexp.MustCompile(`^[0-9]{1,9}\.[0-9]{2}$`)
 	currencyRe   = regexp.MustCompile(`^[A-Z]{3}$`)
 )

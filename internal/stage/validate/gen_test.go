@@ -15,8 +15,7 @@ import (
 // patterns. Every candidate is checked against its schema before it is used.
 type gen struct {
 	s        *shared
-	response bool // include readOnly (responses) rather than writeOnly (requests)
-	depth    int
+	response bool     // include readOnly (responses) rather than writeOnly (requests)
 	misses   []string // values no candidate satisfied, for the report
 }
 
